@@ -1,0 +1,1 @@
+"""easfast: a fast, failure-tolerant client for PAI-EAS model services."""

@@ -1,0 +1,1 @@
+# Tensor codec: numpy arrays to and from TF and PyTorch protobuf bytes.
