@@ -1,0 +1,476 @@
+"""HTTP over pycurl: an easy-handle pool, a multi engine, curl error mapping.
+
+Threading contract: an easy handle is used by one thread at a time. The
+``HandlePool`` hands a handle to the calling thread for one exchange and
+takes it back afterwards, so a pool may be shared between threads. A
+``MultiEngine`` belongs to the thread that created it. Every handle sets
+``NOSIGNAL``, so libcurl never installs signal handlers, which is what makes
+using it from several threads safe.
+
+Keep-alive: each easy handle keeps its own connection cache of up to
+``maxconnects`` connections, and the pool reuses the most recently returned
+handle first, so a steady stream of calls runs over a few open connections.
+
+Fork safety: a pool or engine created in a parent process notices a changed
+``os.getpid()`` and starts over with new handles. The parent's handles are
+kept referenced and never closed in the child, because cleaning them up
+could write to connections that belong to the parent.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import threading
+import time
+from typing import Generic, Sequence, TypeVar
+
+import pycurl
+
+from .exceptions import (
+    ClientClosedError,
+    ConnectError,
+    RequestTimeout,
+    TransportError,
+)
+
+log = logging.getLogger(__name__)
+
+#: Connections one easy handle (or one multi handle) keeps open for reuse.
+#: A handle cycles through the instances of a service, so this bounds the
+#: number of instances it can stay connected to at the same time.
+DEFAULT_MAXCONNECTS = 32
+
+#: Connect timeout used when the caller gives none, in milliseconds.
+DEFAULT_CONNECT_TIMEOUT_MS = 5000
+
+# Codes that pycurl 7.45 does not name; the values are libcurl's.
+_E_WEIRD_SERVER_REPLY = 8
+_E_HTTP2_STREAM = 92
+_E_HTTP3 = 95
+_E_QUIC_CONNECT_ERROR = 96
+
+# libcurl codes meaning that the exchange with the server broke: the server
+# refused, reset or dropped the connection, or sent nothing.
+_CONNECT_ERROR_CODES = frozenset({
+    pycurl.E_COULDNT_RESOLVE_PROXY,
+    pycurl.E_COULDNT_RESOLVE_HOST,
+    pycurl.E_COULDNT_CONNECT,
+    pycurl.E_PARTIAL_FILE,
+    pycurl.E_HTTP2,
+    pycurl.E_SSL_CONNECT_ERROR,
+    pycurl.E_INTERFACE_FAILED,
+    pycurl.E_GOT_NOTHING,
+    pycurl.E_SEND_ERROR,
+    pycurl.E_RECV_ERROR,
+    _E_HTTP2_STREAM,
+    _E_HTTP3,
+    _E_QUIC_CONNECT_ERROR,
+})
+
+# libcurl codes caused by the request or the build rather than by the server;
+# sending the same request elsewhere cannot help.
+CLIENT_SIDE_CURL_CODES = frozenset({
+    pycurl.E_UNSUPPORTED_PROTOCOL,
+    pycurl.E_FAILED_INIT,
+    pycurl.E_URL_MALFORMAT,
+    pycurl.E_NOT_BUILT_IN,
+    pycurl.E_OUT_OF_MEMORY,
+    pycurl.E_BAD_FUNCTION_ARGUMENT,
+    pycurl.E_UNKNOWN_OPTION,
+})
+
+# Handles that a forked child inherited from its parent. They stay referenced
+# so that the child never runs curl_easy_cleanup on the parent's connections.
+_inherited_handles: list[object] = []
+
+
+def map_curl_error(code: int, message: str, url: str) -> TransportError:
+    """Return the easfast exception for libcurl error ``code`` on ``url``.
+
+    Timeouts become ``RequestTimeout``; refused, reset, dropped or empty
+    connections become ``ConnectError``; anything else ``TransportError``.
+    Each keeps ``curl_code``, ``curl_message`` and ``url``.
+    """
+    if code == pycurl.E_OPERATION_TIMEDOUT:
+        cls: type[TransportError] = RequestTimeout
+        text = f"request to {url} timed out: {message}"
+    elif code in _CONNECT_ERROR_CODES:
+        cls = ConnectError
+        text = f"connection to {url} failed: {message} (curl error {code})"
+    else:
+        cls = TransportError
+        text = f"request to {url} failed: {message} (curl error {code})"
+    return cls(text, curl_code=code, curl_message=message, url=url)
+
+
+class HTTPRequest:
+    """One HTTP exchange to perform: ``body`` None means GET, else POST."""
+
+    __slots__ = ("url", "body", "headers")
+
+    def __init__(
+        self, url: str, body: bytes | None, headers: Sequence[str] = ()
+    ) -> None:
+        self.url = url
+        self.body = body
+        self.headers = list(headers)
+
+    def __repr__(self) -> str:
+        method = "GET" if self.body is None else "POST"
+        return f"HTTPRequest({method} {self.url})"
+
+
+class HTTPResponse:
+    """Status, raw header block and body of one completed exchange."""
+
+    __slots__ = ("status", "body", "raw_headers", "url")
+
+    def __init__(self, status: int, body: bytes, raw_headers: bytes, url: str):
+        self.status = status
+        self.body = body
+        self.raw_headers = raw_headers
+        self.url = url
+
+    def header(self, name: str) -> str | None:
+        """Return the last value of header ``name`` in the final response."""
+        wanted = name.lower().encode("latin-1")
+        value = None
+        for line in self.raw_headers.split(b"\r\n"):
+            if line.startswith(b"HTTP/"):
+                value = None  # a new response block (after a 1xx) starts
+                continue
+            key, sep, rest = line.partition(b":")
+            if sep and key.strip().lower() == wanted:
+                value = rest.strip().decode("latin-1")
+        return value
+
+    def __repr__(self) -> str:
+        return f"HTTPResponse({self.status}, {len(self.body)} bytes, {self.url})"
+
+
+class _Easy:
+    # One pycurl.Curl with its fixed options and reusable receive buffers.
+    # The write callbacks are list.append, so receiving a chunk costs one C
+    # call and no Python frame.
+
+    __slots__ = ("curl", "chunks", "header_lines", "request")
+
+    def __init__(
+        self, maxconnects: int, abort_event: threading.Event | None = None
+    ) -> None:
+        self.chunks: list[bytes] = []
+        self.header_lines: list[bytes] = []
+        self.request: HTTPRequest | None = None
+        self.curl = curl = pycurl.Curl()
+
+        # Safety: no signals, HTTP only, no proxy from the environment.
+        curl.setopt(pycurl.NOSIGNAL, 1)
+        curl.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
+        curl.setopt(pycurl.PROXY, "")
+        curl.setopt(pycurl.FOLLOWLOCATION, 0)
+        # Latency: no Nagle delay on small request bodies.
+        curl.setopt(pycurl.TCP_NODELAY, 1)
+        # Keep-alive: cached connections, reused by later requests.
+        curl.setopt(pycurl.MAXCONNECTS, maxconnects)
+        curl.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1)
+        # Receive: header lines and body chunks go straight into lists.
+        curl.setopt(pycurl.WRITEFUNCTION, self.chunks.append)
+        curl.setopt(pycurl.HEADERFUNCTION, self.header_lines.append)
+        if abort_event is not None:
+            # libcurl calls this about once a second and on every data
+            # chunk; a non-zero return aborts the transfer.
+            is_set = abort_event.is_set
+            curl.setopt(pycurl.NOPROGRESS, 0)
+            curl.setopt(pycurl.XFERINFOFUNCTION, lambda *_: 1 if is_set() else 0)
+
+    def prepare(
+        self, request: HTTPRequest, timeout_ms: int, connect_timeout_ms: int
+    ) -> None:
+        curl = self.curl
+        self.request = request
+        curl.setopt(pycurl.URL, request.url)
+        curl.setopt(pycurl.TIMEOUT_MS, timeout_ms)
+        curl.setopt(pycurl.CONNECTTIMEOUT_MS, min(connect_timeout_ms, timeout_ms))
+        # "Expect:" stops libcurl from sending "Expect: 100-continue" with a
+        # large body and then waiting for the server's "100 Continue".
+        curl.setopt(pycurl.HTTPHEADER, request.headers + ["Expect:"])
+        if request.body is None:
+            curl.setopt(pycurl.HTTPGET, 1)
+        else:
+            # pycurl passes a bytes object to libcurl without copying and
+            # sets POSTFIELDSIZE from its length, so NUL bytes stay intact.
+            curl.setopt(pycurl.POSTFIELDS, request.body)
+
+    def finish(self) -> HTTPResponse:
+        """Collect the response of a completed transfer and reset buffers."""
+        request = self.request
+        assert request is not None
+        status = self.curl.getinfo(pycurl.RESPONSE_CODE)
+        body = b"".join(self.chunks)
+        raw_headers = b"".join(self.header_lines)
+        self.release()
+        if status == 0:
+            raise TransportError(
+                f"request to {request.url} ended without an HTTP status line",
+                curl_code=0,
+                curl_message="no HTTP status",
+                url=request.url,
+            )
+        return HTTPResponse(status, body, raw_headers, request.url)
+
+    def fail(self, error: pycurl.error) -> TransportError:
+        """Map a failed transfer's pycurl error and reset buffers."""
+        request = self.request
+        assert request is not None
+        self.release()
+        code, message = _error_args(error)
+        return map_curl_error(code, message, request.url)
+
+    def release(self) -> None:
+        self.chunks.clear()
+        self.header_lines.clear()
+        if self.request is not None and self.request.body is not None:
+            # Drop libcurl's reference to the request body.
+            self.curl.setopt(pycurl.POSTFIELDS, b"")
+        self.request = None
+
+
+def _error_args(error: pycurl.error) -> tuple[int, str]:
+    args = error.args
+    code = args[0] if args and isinstance(args[0], int) else -1
+    message = str(args[1]) if len(args) > 1 else str(error)
+    return code, message
+
+
+class HandlePool:
+    """Easy handles lent to one thread at a time, at most ``max_handles``.
+
+    A thread that finds every handle lent out waits for one, at most for the
+    request's timeout, and then gets ``RequestTimeout``. Setting
+    ``abort_event`` aborts the transfers in progress within about a second.
+    """
+
+    def __init__(
+        self,
+        max_handles: int,
+        *,
+        maxconnects: int = DEFAULT_MAXCONNECTS,
+        abort_event: threading.Event | None = None,
+    ) -> None:
+        if max_handles < 1:
+            raise ValueError(f"max_handles must be at least 1, got {max_handles}")
+        self.max_handles = max_handles
+        self.maxconnects = maxconnects
+        self.abort_event = abort_event
+        self._closed = False
+        self._reset()
+
+    def _reset(self) -> None:
+        self._pid = os.getpid()
+        self._idle: list[_Easy] = []
+        self._slots = threading.BoundedSemaphore(self.max_handles)
+
+    def _check_fork(self) -> None:
+        if self._pid != os.getpid():
+            log.debug("pid changed to %d; dropping inherited curl handles",
+                      os.getpid())
+            _inherited_handles.extend(self._idle)
+            self._reset()
+
+    def perform(
+        self,
+        request: HTTPRequest,
+        timeout_ms: int,
+        connect_timeout_ms: int = DEFAULT_CONNECT_TIMEOUT_MS,
+    ) -> HTTPResponse:
+        """Send ``request`` on a pooled handle and return the response.
+
+        Raises ``TransportError`` (or its subclasses ``ConnectError`` and
+        ``RequestTimeout``) when no HTTP response arrives.
+        """
+        if self._closed:
+            raise ClientClosedError(
+                f"cannot send to {request.url}: the connection pool is closed"
+            )
+        self._check_fork()
+        slots = self._slots
+        if not slots.acquire(timeout=timeout_ms / 1000.0):
+            raise RequestTimeout(
+                f"no free connection for {request.url} after waiting "
+                f"{timeout_ms} ms: all {self.max_handles} are in use; raise "
+                "the maximum connection count",
+                curl_code=pycurl.E_OPERATION_TIMEDOUT,
+                curl_message="connection pool exhausted",
+                url=request.url,
+            )
+        try:
+            try:
+                easy = self._idle.pop()
+            except IndexError:
+                easy = _Easy(self.maxconnects, self.abort_event)
+            try:
+                easy.prepare(request, timeout_ms, connect_timeout_ms)
+                try:
+                    easy.curl.perform()
+                except pycurl.error as exc:
+                    raise easy.fail(exc) from None
+                return easy.finish()
+            finally:
+                if self._closed or easy.request is not None:
+                    # Closed meanwhile, or prepare() itself failed.
+                    easy.curl.close()
+                else:
+                    self._idle.append(easy)
+        finally:
+            slots.release()
+
+    def close(self) -> None:
+        """Close idle handles now and lent ones when they come back."""
+        self._closed = True
+        if self._pid != os.getpid():
+            _inherited_handles.extend(self._idle)
+        else:
+            for easy in self._idle:
+                easy.curl.close()
+        self._idle = []
+
+
+T = TypeVar("T")
+
+
+class MultiEngine(Generic[T]):
+    """Many transfers in flight from one thread over a curl multi handle.
+
+    ``add()`` starts a transfer tagged with any value; ``wait()`` drives the
+    transfers and returns ``(tag, HTTPResponse or TransportError)`` for each
+    one that ended. Every transfer added ends in exactly one such pair.
+    """
+
+    def __init__(self, *, maxconnects: int = DEFAULT_MAXCONNECTS) -> None:
+        self.maxconnects = maxconnects
+        self._pid = os.getpid()
+        self._multi = pycurl.CurlMulti()
+        self._multi.setopt(pycurl.M_MAXCONNECTS, maxconnects)
+        self._idle: list[_Easy] = []
+        self._active: dict[int, tuple[_Easy, T]] = {}
+        self._closed = False
+
+    def __len__(self) -> int:
+        return len(self._active)
+
+    def _check_fork(self) -> None:
+        if self._pid != os.getpid():
+            log.debug("pid changed to %d; rebuilding the curl multi handle",
+                      os.getpid())
+            _inherited_handles.append(self._multi)
+            _inherited_handles.extend(self._idle)
+            _inherited_handles.extend(easy for easy, _ in self._active.values())
+            self._pid = os.getpid()
+            self._multi = pycurl.CurlMulti()
+            self._multi.setopt(pycurl.M_MAXCONNECTS, self.maxconnects)
+            self._idle = []
+            self._active = {}
+
+    def add(
+        self,
+        request: HTTPRequest,
+        tag: T,
+        timeout_ms: int,
+        connect_timeout_ms: int = DEFAULT_CONNECT_TIMEOUT_MS,
+    ) -> None:
+        """Start sending ``request``; ``wait()`` later returns it with ``tag``."""
+        if self._closed:
+            raise ClientClosedError(
+                f"cannot send to {request.url}: the multi engine is closed"
+            )
+        self._check_fork()
+        easy = self._idle.pop() if self._idle else _Easy(self.maxconnects)
+        try:
+            easy.prepare(request, timeout_ms, connect_timeout_ms)
+            self._multi.add_handle(easy.curl)
+        except BaseException:
+            easy.curl.close()
+            raise
+        self._active[id(easy.curl)] = (easy, tag)
+
+    def wait(
+        self, timeout: float, wake_fd: int | None = None
+    ) -> list[tuple[T, HTTPResponse | TransportError]]:
+        """Drive the transfers for up to ``timeout`` seconds.
+
+        Returns as soon as at least one transfer ended, or when ``wake_fd``
+        becomes readable, or when ``timeout`` passed; the list may be empty.
+        """
+        self._check_fork()
+        self._drive()
+        done = self._collect()
+        if done:
+            return done
+        self._sleep(timeout, wake_fd)
+        self._drive()
+        return self._collect()
+
+    def _drive(self) -> None:
+        while True:
+            status, _ = self._multi.perform()
+            if status != pycurl.E_CALL_MULTI_PERFORM:
+                return
+
+    def _sleep(self, timeout: float, wake_fd: int | None) -> None:
+        curl_timeout_ms = self._multi.timeout()
+        if curl_timeout_ms >= 0:
+            timeout = min(timeout, curl_timeout_ms / 1000.0)
+        readers, writers, errors = self._multi.fdset()
+        if wake_fd is not None:
+            readers = [*readers, wake_fd]
+        if readers or writers or errors:
+            select.select(readers, writers, errors, max(timeout, 0.0))
+        elif self._active:
+            # libcurl has no socket to wait on yet (for example while it
+            # resolves a name in its resolver thread); poll briefly.
+            time.sleep(min(max(timeout, 0.0), 0.005))
+        else:
+            time.sleep(max(timeout, 0.0))
+
+    def _collect(self) -> list[tuple[T, HTTPResponse | TransportError]]:
+        done: list[tuple[T, HTTPResponse | TransportError]] = []
+        while True:
+            queued, succeeded, failed = self._multi.info_read()
+            for curl in succeeded:
+                easy, tag = self._remove(curl)
+                outcome: HTTPResponse | TransportError
+                try:
+                    outcome = easy.finish()
+                except TransportError as exc:
+                    outcome = exc
+                done.append((tag, outcome))
+                self._idle.append(easy)
+            for curl, code, message in failed:
+                easy, tag = self._remove(curl)
+                request = easy.request
+                assert request is not None
+                easy.release()
+                done.append((tag, map_curl_error(code, message, request.url)))
+                self._idle.append(easy)
+            if not queued:
+                return done
+
+    def _remove(self, curl: pycurl.Curl) -> tuple[_Easy, T]:
+        self._multi.remove_handle(curl)
+        return self._active.pop(id(curl))
+
+    def close(self) -> None:
+        """Abort transfers still in flight and close every handle."""
+        self._closed = True
+        if self._pid != os.getpid():
+            return
+        for easy, _ in self._active.values():
+            self._multi.remove_handle(easy.curl)
+            easy.curl.close()
+        for easy in self._idle:
+            easy.curl.close()
+        self._active = {}
+        self._idle = []
+        self._multi.close()

@@ -1,0 +1,168 @@
+"""Tests of the pycurl transport: error mapping, pool, multi engine."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pycurl
+import pytest
+
+from easfast._transport import (
+    HandlePool,
+    HTTPRequest,
+    HTTPResponse,
+    MultiEngine,
+    map_curl_error,
+)
+from easfast.exceptions import (
+    ClientClosedError,
+    ConnectError,
+    RequestTimeout,
+    TransportError,
+)
+
+
+def _closed_port() -> int:
+    # Bind port 0, read the port back and close it: connections are refused.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class TestMapCurlError:
+    @pytest.mark.parametrize("code, cls", [
+        (pycurl.E_OPERATION_TIMEDOUT, RequestTimeout),
+        (pycurl.E_COULDNT_CONNECT, ConnectError),
+        (pycurl.E_COULDNT_RESOLVE_HOST, ConnectError),
+        (pycurl.E_GOT_NOTHING, ConnectError),
+        (pycurl.E_SEND_ERROR, ConnectError),
+        (pycurl.E_RECV_ERROR, ConnectError),
+        (pycurl.E_PARTIAL_FILE, ConnectError),
+        (8, TransportError),  # weird server reply
+        (pycurl.E_URL_MALFORMAT, TransportError),
+    ], ids=["timeout", "refused", "resolve", "empty-reply", "send", "recv",
+            "partial", "weird-reply", "malformed-url"])
+    def test_code_maps_to_class(self, code: int, cls: type) -> None:
+        error = map_curl_error(code, "curl text", "http://127.0.0.1:1/x")
+        assert type(error) is cls
+        assert error.curl_code == code
+        assert error.curl_message == "curl text"
+        assert error.url == "http://127.0.0.1:1/x"
+        assert "http://127.0.0.1:1/x" in str(error)
+        assert error.code == 500
+
+    def test_timeout_is_builtin_timeout_error(self) -> None:
+        error = map_curl_error(pycurl.E_OPERATION_TIMEDOUT, "slow", "u")
+        assert isinstance(error, TimeoutError)
+
+    def test_connect_error_is_builtin_connection_error(self) -> None:
+        error = map_curl_error(pycurl.E_COULDNT_CONNECT, "refused", "u")
+        assert isinstance(error, ConnectionError)
+
+
+class TestHTTPResponseHeader:
+    def test_header_lookup_is_case_insensitive(self) -> None:
+        raw = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-A: 1\r\n\r\n"
+        response = HTTPResponse(200, b"", raw, "u")
+        assert response.header("content-type") == "text/plain"
+        assert response.header("X-A") == "1"
+        assert response.header("missing") is None
+
+    def test_header_of_final_response_after_100_continue(self) -> None:
+        raw = (b"HTTP/1.1 100 Continue\r\nX-A: early\r\n\r\n"
+               b"HTTP/1.1 200 OK\r\nX-B: late\r\n\r\n")
+        response = HTTPResponse(200, b"", raw, "u")
+        assert response.header("X-A") is None
+        assert response.header("X-B") == "late"
+
+
+class TestHandlePoolWithoutServer:
+    def test_refused_connection_raises_connect_error(self) -> None:
+        pool = HandlePool(2)
+        url = f"http://127.0.0.1:{_closed_port()}/api/predict/s"
+        with pytest.raises(ConnectError) as info:
+            pool.perform(HTTPRequest(url, b"x"), 2000)
+        assert info.value.curl_code == pycurl.E_COULDNT_CONNECT
+        assert info.value.url == url
+        pool.close()
+
+    def test_handle_reused_after_error(self) -> None:
+        pool = HandlePool(1)
+        url = f"http://127.0.0.1:{_closed_port()}/"
+        for _ in range(3):
+            with pytest.raises(ConnectError):
+                pool.perform(HTTPRequest(url, None), 2000)
+        assert len(pool._idle) == 1
+        pool.close()
+
+    def test_closed_pool_rejects_requests(self) -> None:
+        pool = HandlePool(1)
+        pool.close()
+        with pytest.raises(ClientClosedError, match="closed"):
+            pool.perform(HTTPRequest("http://127.0.0.1:1/", None), 100)
+
+    def test_header_with_nul_byte_is_rejected_before_sending(self) -> None:
+        pool = HandlePool(1)
+        request = HTTPRequest("http://127.0.0.1:1/", b"", ["X-A: 1\0"])
+        with pytest.raises((ValueError, TypeError)):
+            pool.perform(request, 100)
+        assert pool._idle == []  # the half-prepared handle was discarded
+        pool.close()
+
+    @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+    def test_forked_child_does_not_reuse_parent_handles(self) -> None:
+        pool = HandlePool(2)
+        url = f"http://127.0.0.1:{_closed_port()}/"
+        with pytest.raises(ConnectError):
+            pool.perform(HTTPRequest(url, None), 2000)
+        parent_handle = pool._idle[0]
+
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child: report whether it reused the parent's handle
+            status = 1
+            try:
+                try:
+                    pool.perform(HTTPRequest(url, None), 2000)
+                except ConnectError:
+                    pass
+                reused = any(easy is parent_handle for easy in pool._idle)
+                os.write(write_fd, b"reused" if reused else b"fresh")
+                status = 0
+            finally:
+                os._exit(status)
+        os.close(write_fd)
+        answer = os.read(read_fd, 16)
+        os.close(read_fd)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert answer == b"fresh"
+        assert pool._idle == [parent_handle]
+        pool.close()
+
+
+class TestMultiEngineWithoutServer:
+    def test_every_transfer_ends_with_its_tag(self) -> None:
+        engine: MultiEngine[int] = MultiEngine()
+        port = _closed_port()
+        for tag in range(5):
+            engine.add(HTTPRequest(f"http://127.0.0.1:{port}/{tag}", b"x"),
+                       tag, 2000)
+        outcomes: dict[int, object] = {}
+        for _ in range(100):  # bounded: each wait lasts at most 0.5 s
+            for tag, outcome in engine.wait(0.5):
+                outcomes[tag] = outcome
+            if not len(engine):
+                break
+        assert sorted(outcomes) == [0, 1, 2, 3, 4]
+        for tag, outcome in outcomes.items():
+            assert isinstance(outcome, ConnectError)
+            assert outcome.url.endswith(f"/{tag}")
+        engine.close()
+
+    def test_closed_engine_rejects_requests(self) -> None:
+        engine: MultiEngine[int] = MultiEngine()
+        engine.close()
+        with pytest.raises(ClientClosedError):
+            engine.add(HTTPRequest("http://127.0.0.1:1/", None), 0, 100)
