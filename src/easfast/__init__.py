@@ -1,1 +1,82 @@
-"""easfast: a fast, failure-tolerant client for PAI-EAS model services."""
+"""easfast: a fast, failure-tolerant client for PAI-EAS model services.
+
+``PredictClient`` and the request classes keep the official
+``eas_prediction`` SDK's names, so ``from easfast import PredictClient``
+replaces ``from eas_prediction import PredictClient``. ``Client`` is the
+keyword-argument form with numpy inputs and outputs.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .client import (
+    ENDPOINT_TYPE_DEFAULT,
+    ENDPOINT_TYPE_DIRECT,
+    ENDPOINT_TYPE_VIPSERVER,
+    Client,
+    PredictClient,
+)
+from .exceptions import (
+    ClientClosedError,
+    ConfigurationError,
+    ConnectError,
+    DecodeError,
+    DiscoveryError,
+    EasfastWarning,
+    EncodeError,
+    HTTPStatusError,
+    NoEndpointsError,
+    OutputNotFoundError,
+    PredictException,
+    RequestTimeout,
+    RetriesExhausted,
+    TransportError,
+)
+from .requests import (
+    Request,
+    Response,
+    StringRequest,
+    StringResponse,
+    TFRequest,
+    TFResponse,
+    TorchRequest,
+    TorchResponse,
+)
+from .retry import Retry
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ENDPOINT_TYPE_DEFAULT",
+    "ENDPOINT_TYPE_DIRECT",
+    "ENDPOINT_TYPE_VIPSERVER",
+    "Client",
+    "ClientClosedError",
+    "ConfigurationError",
+    "ConnectError",
+    "DecodeError",
+    "DiscoveryError",
+    "EasfastWarning",
+    "EncodeError",
+    "HTTPStatusError",
+    "NoEndpointsError",
+    "OutputNotFoundError",
+    "PredictClient",
+    "PredictException",
+    "Request",
+    "RequestTimeout",
+    "Response",
+    "Retry",
+    "RetriesExhausted",
+    "StringRequest",
+    "StringResponse",
+    "TFRequest",
+    "TFResponse",
+    "TorchRequest",
+    "TorchResponse",
+    "TransportError",
+    "__version__",
+]
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -107,3 +107,14 @@ class ClientClosedError(PredictException):
 
 class EasfastWarning(UserWarning):
     """Misconfiguration that works but that the caller should fix."""
+
+
+class OutputNotFoundError(PredictException, KeyError):
+    """A response has no output of the requested name or index.
+
+    ``name`` is the key asked for and ``available`` lists the outputs the
+    response has. Being a ``KeyError`` too, it lets ``response.get(name)``
+    and ``name in response`` work as on a dict.
+    """
+
+    default_code = 400

@@ -1,0 +1,171 @@
+"""Endpoint types and the URL each request goes to.
+
+Three ways to reach a service:
+
+* gateway (``ENDPOINT_TYPE_DEFAULT``): every request goes to
+  ``http(s)://<endpoint>/api/predict/<service>`` and the gateway balances.
+  Inside an EAS cluster (``NAMESPACE`` set) with no endpoint, the endpoint is
+  ``<service with _ replaced by ->.<NAMESPACE>:8080``.
+* direct (``ENDPOINT_TYPE_DIRECT``): a discovery URL lists the instances and
+  each request goes straight to one, ``http://<ip>:<port>/api/predict/<service>``.
+* custom URL: one full URL, used as is.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Container, Mapping
+
+from ._core import Endpoint, SmoothWeightedRoundRobin
+from .exceptions import ConfigurationError
+
+ENDPOINT_TYPE_DEFAULT = "DEFAULT"
+ENDPOINT_TYPE_DIRECT = "DIRECT"
+# Accepted by name for compatibility, but rejected by set_endpoint_type().
+ENDPOINT_TYPE_VIPSERVER = "VIPSERVER"
+
+GATEWAY = "gateway"
+DIRECT = "direct"
+
+_TYPE_ALIASES = {
+    "": GATEWAY,
+    "default": GATEWAY,
+    "gateway": GATEWAY,
+    "direct": DIRECT,
+}
+
+
+def parse_endpoint_type(value: object) -> str:
+    """Return ``"gateway"`` or ``"direct"`` for an endpoint type name.
+
+    Accepts the official SDK's constants (``"DEFAULT"``, ``"DIRECT"``) and
+    the lowercase names; raises ``ConfigurationError`` for anything else.
+    """
+    if not isinstance(value, str):
+        raise ConfigurationError(
+            f"endpoint type must be a str such as ENDPOINT_TYPE_DIRECT, got {value!r}"
+        )
+    kind = _TYPE_ALIASES.get(value.lower())
+    if kind is not None:
+        return kind
+    if value.upper() == ENDPOINT_TYPE_VIPSERVER:
+        raise ConfigurationError(
+            "endpoint type VIPSERVER is not supported by easfast; use "
+            "ENDPOINT_TYPE_DIRECT with the discovery endpoint, or "
+            "ENDPOINT_TYPE_DEFAULT with the gateway endpoint"
+        )
+    raise ConfigurationError(
+        f"unknown endpoint type {value!r}; use ENDPOINT_TYPE_DEFAULT "
+        "(gateway) or ENDPOINT_TYPE_DIRECT (direct connection)"
+    )
+
+
+def check_service_name(service_name: object) -> str:
+    """Return ``service_name`` if it can go into a URL path, else raise."""
+    if not isinstance(service_name, str) or not service_name.strip():
+        raise ConfigurationError(
+            f"service name must be a non-empty str, got {service_name!r}"
+        )
+    if service_name.startswith("/") or _has_unsafe_chars(service_name):
+        raise ConfigurationError(
+            f"invalid service name {service_name!r}: it must not start with "
+            "'/' or contain spaces, '?', '#' or control characters"
+        )
+    return service_name
+
+
+def _has_unsafe_chars(text: str) -> bool:
+    return any(ch.isspace() or ch in "?#" or ord(ch) < 32 for ch in text)
+
+
+def split_endpoint(endpoint: str, what: str = "endpoint") -> tuple[str, str]:
+    """Split ``[http(s)://]host[:port][/]`` into ``(scheme, host[:port])``."""
+    text = endpoint.strip()
+    scheme = "http"
+    lowered = text.lower()
+    for prefix in ("http://", "https://"):
+        if lowered.startswith(prefix):
+            scheme = prefix[:-3]
+            text = text[len(prefix):]
+            break
+    text = text.rstrip("/")
+    if not text or "/" in text or _has_unsafe_chars(text):
+        raise ConfigurationError(
+            f"invalid {what} {endpoint!r}: expected host[:port], optionally "
+            "with http:// or https://, such as 'eas.example.com:8080'"
+        )
+    return scheme, text
+
+
+def predict_path(service_name: str) -> str:
+    """Return the request path ``/api/predict/<service>``."""
+    return f"/api/predict/{service_name}"
+
+
+def gateway_url(
+    endpoint: str | None,
+    service_name: str,
+    environ: Mapping[str, str] = os.environ,
+) -> str:
+    """Return the gateway URL of ``service_name``."""
+    if not endpoint:
+        namespace = environ.get("NAMESPACE")
+        if not namespace:
+            raise ConfigurationError(
+                f"no endpoint given for service {service_name!r}: set the "
+                "endpoint (for example 'xxx.cn-shanghai.pai-eas.aliyuncs.com') "
+                "unless running inside EAS, where NAMESPACE is set"
+            )
+        host = service_name.replace("_", "-")
+        endpoint = f"{host}.{namespace}:8080"
+    scheme, host_port = split_endpoint(endpoint)
+    return f"{scheme}://{host_port}{predict_path(service_name)}"
+
+
+def custom_url(url: str) -> str:
+    """Return the custom URL to call, with ``http://`` added if it has no scheme."""
+    text = url.strip()
+    if not text or _has_unsafe_chars(text.replace("?", "").replace("#", "")):
+        raise ConfigurationError(
+            f"invalid custom URL {url!r}: expected a full URL such as "
+            "'http://host:port/path'"
+        )
+    if not text.lower().startswith(("http://", "https://")):
+        text = "http://" + text
+    return text
+
+
+class FixedRoute:
+    """Every attempt goes to one URL (gateway or custom URL)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.address = url
+
+    def pick(self, exclude: Container[str] | None = None) -> tuple[str, str]:
+        """Return ``(address, url)`` of the next attempt."""
+        return self.address, self.url
+
+
+class DirectRoute:
+    """Attempts go to instances picked by the smooth weighted round robin."""
+
+    def __init__(self, selector: SmoothWeightedRoundRobin, path: str) -> None:
+        self.selector = selector
+        self.path = path
+        self._urls: dict[str, str] = {}
+
+    def url_of(self, endpoint: Endpoint) -> str:
+        """Return the predict URL of ``endpoint``."""
+        address = endpoint.address
+        url = self._urls.get(address)
+        if url is None:
+            if len(self._urls) > 4096:
+                self._urls.clear()  # instances come and go; stay bounded
+            url = self._urls[address] = f"http://{address}{self.path}"
+        return url
+
+    def pick(self, exclude: Container[str] | None = None) -> tuple[str, str]:
+        """Return ``(address, url)`` of the next attempt."""
+        endpoint = self.selector.pick(exclude)
+        return endpoint.address, self.url_of(endpoint)

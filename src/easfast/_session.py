@@ -1,0 +1,449 @@
+"""The configured runtime behind Client and PredictClient: send a body, retry.
+
+A ``Session`` owns the route to the service (a fixed URL or the discovery
+refresher and its selector), the handle pool, the retry policy and the
+header set. ``call()`` sends one body and returns the response body;
+``call_many()`` keeps many bodies in flight from one thread over a curl multi
+handle; ``submit()`` hands a body to a background thread and returns a
+``concurrent.futures.Future``.
+
+One call, step by step: the body's headers (and token signature) are
+computed once; each attempt picks an instance not yet tried in this call
+while one exists; a 200 returns the body; a 4xx raises ``HTTPStatusError`` at
+once; a retryable failure (see ``easfast.retry``) moves on to the next
+attempt until the ``Retry`` policy is exhausted, which raises
+``RetriesExhausted`` chained from the last error.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import os
+import socket
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from typing import Mapping, Sequence, Union
+
+from ._auth import auth_headers
+from ._endpoints import DirectRoute, FixedRoute
+from ._transport import (
+    HandlePool,
+    HTTPRequest,
+    HTTPResponse,
+    MultiEngine,
+)
+from .discovery import Discovery
+from .exceptions import (
+    ClientClosedError,
+    HTTPStatusError,
+    PredictException,
+    RetriesExhausted,
+    TransportError,
+)
+from .retry import Retry
+
+log = logging.getLogger(__name__)
+
+# Bytes of an error response kept on HTTPStatusError.body and in messages.
+_ERROR_BODY_LIMIT = 512
+
+Route = Union[FixedRoute, DirectRoute]
+Outcome = Union[HTTPResponse, TransportError]
+
+
+class Session:
+    """Sends request bodies to one service with retries (see the module)."""
+
+    def __init__(
+        self,
+        *,
+        service_name: str,
+        route: Route,
+        discovery: Discovery | None,
+        retry: Retry,
+        timeout_ms: int,
+        connect_timeout_ms: int,
+        max_connections: int,
+        content_type: str,
+        headers: Mapping[str, str],
+        token: str | None,
+        sign_resource: str | None,
+    ) -> None:
+        self.service_name = service_name
+        self.route = route
+        self.discovery = discovery
+        self.retry = retry
+        self.timeout_ms = timeout_ms
+        self.connect_timeout_ms = connect_timeout_ms
+        self.max_connections = max_connections
+        self.content_type = content_type
+        self.token = token or None
+        self.sign_resource = sign_resource
+        self.pool = HandlePool(max_connections)
+        self._static_headers = _header_lines(headers, content_type, self.token)
+        self._local = threading.local()
+        self._dispatcher: _Dispatcher | None = None
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self.closed = False
+
+    # -- helpers shared by the three ways to call --
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ClientClosedError(
+                f"the client of service {self.service_name!r} is closed; "
+                "create a new client (or call init() again)"
+            )
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._dispatcher = None  # its thread did not survive fork
+            if self.discovery is not None:
+                self.discovery.restart_after_fork()
+
+    def headers_for(self, body: bytes) -> list[str]:
+        """Return the header lines of a request carrying ``body``."""
+        if self.token is None:
+            return self._static_headers
+        return self._static_headers + auth_headers(
+            self.token, body, self.content_type, self.sign_resource
+        )
+
+    def _new_call(self, body: bytes) -> _Call:
+        return _Call(self, body)
+
+    # -- one call in the calling thread --
+
+    def call(self, body: bytes) -> bytes:
+        """Send ``body`` and return the response body of the first success."""
+        self._check_open()
+        call = self._new_call(body)
+        pool = self.pool
+        while True:
+            request = call.next_request()
+            try:
+                outcome: Outcome = pool.perform(
+                    request, self.timeout_ms, self.connect_timeout_ms
+                )
+            except TransportError as exc:
+                outcome = exc
+            result = call.settle(outcome)
+            if result is not None:
+                return result
+            call.retry.backoff()
+
+    # -- many calls from one thread over the multi handle --
+
+    def _engine(self) -> MultiEngine[int]:
+        engine: MultiEngine[int] | None = getattr(self._local, "engine", None)
+        if engine is None:
+            engine = MultiEngine()
+            self._local.engine = engine
+        return engine
+
+    def call_many(
+        self, bodies: Sequence[bytes], concurrency: int
+    ) -> list[bytes | PredictException]:
+        """Send every body, at most ``concurrency`` at a time, from this thread.
+
+        Returns one item per body, in order: the response body, or the
+        ``PredictException`` that ended that body's call.
+        """
+        self._check_open()
+        engine = self._engine()
+        results: list[bytes | PredictException | None] = [None] * len(bodies)
+        calls: list[_Call | None] = [None] * len(bodies)
+        waiting = deque(range(len(bodies)))
+        delayed: list[tuple[float, int]] = []  # (ready time, index) heap
+
+        def start(index: int) -> None:
+            call = calls[index]
+            if call is None:
+                call = calls[index] = self._new_call(bodies[index])
+            try:
+                request = call.next_request()
+            except PredictException as exc:
+                results[index] = exc
+                return
+            engine.add(request, index, self.timeout_ms, self.connect_timeout_ms)
+
+        try:
+            while waiting or delayed or len(engine):
+                now = time.monotonic()
+                while delayed and delayed[0][0] <= now and len(engine) < concurrency:
+                    start(heapq.heappop(delayed)[1])
+                while waiting and len(engine) < concurrency:
+                    start(waiting.popleft())
+                if not len(engine):
+                    if delayed:
+                        time.sleep(max(0.0, delayed[0][0] - time.monotonic()))
+                    continue
+                pause = 1.0 if not delayed else max(0.0, delayed[0][0] - now)
+                for index, outcome in engine.wait(min(pause, 1.0)):
+                    call = calls[index]
+                    assert call is not None
+                    try:
+                        result = call.settle(outcome)
+                    except PredictException as exc:
+                        results[index] = exc
+                        continue
+                    if result is not None:
+                        results[index] = result
+                        continue
+                    delay = call.retry.get_backoff_time()
+                    if delay > 0:
+                        heapq.heappush(delayed, (time.monotonic() + delay, index))
+                    else:
+                        start(index)
+        finally:
+            if len(engine):
+                # Interrupted: drop the transfers so the engine starts clean.
+                engine.close()
+                self._local.engine = None
+        return results  # type: ignore[return-value]  # every slot is filled
+
+    # -- calls handed to a background thread --
+
+    def submit(self, body: bytes) -> Future[bytes]:
+        """Send ``body`` from the background dispatcher thread."""
+        self._check_open()
+        dispatcher = self._dispatcher
+        if dispatcher is None:
+            with self._lock:
+                dispatcher = self._dispatcher
+                if dispatcher is None:
+                    dispatcher = self._dispatcher = _Dispatcher(self)
+        return dispatcher.submit(self._new_call(body))
+
+    def close(self) -> None:
+        """Stop the refresher and the dispatcher and close every handle."""
+        if self.closed:
+            return
+        self.closed = True
+        if self.discovery is not None:
+            self.discovery.stop()
+        dispatcher = self._dispatcher
+        if dispatcher is not None:
+            dispatcher.stop()
+        engine = getattr(self._local, "engine", None)
+        if engine is not None:
+            engine.close()
+        self.pool.close()
+
+
+def _header_lines(
+    headers: Mapping[str, str], content_type: str, token: str | None
+) -> list[str]:
+    # The user's headers, then Content-Type. With a token, Date and
+    # Authorization are computed per call and a user's value would clash.
+    computed = {"content-type", "content-length", "expect"}
+    if token is not None:
+        computed |= {"date", "authorization", "content-md5"}
+    lines = [f"{name}: {value}" for name, value in headers.items()
+             if name.lower() not in computed]
+    lines.append(f"Content-Type: {content_type}")
+    return lines
+
+
+class _Call:
+    # The state of one call across its attempts.
+
+    __slots__ = ("session", "body", "headers", "retry", "tried", "address",
+                 "request")
+
+    def __init__(self, session: Session, body: bytes) -> None:
+        self.session = session
+        self.body = body
+        self.headers = session.headers_for(body)
+        self.retry = session.retry
+        self.tried: set[str] = set()
+        self.address = ""
+        self.request: HTTPRequest | None = None
+
+    def next_request(self) -> HTTPRequest:
+        """Pick the instance of the next attempt and return its request."""
+        address, url = self.session.route.pick(self.tried)
+        self.address = address
+        self.tried.add(address)
+        log.debug("service %s: attempt %d to %s", self.session.service_name,
+                  len(self.retry.history) + 1, address)
+        request = self.request
+        if request is None or request.url != url:
+            request = self.request = HTTPRequest(url, self.body, self.headers)
+        return request
+
+    def settle(self, outcome: Outcome) -> bytes | None:
+        """Return the body of a success, None to retry, or raise the error."""
+        if isinstance(outcome, HTTPResponse):
+            if outcome.status == 200:
+                return outcome.body
+            error: PredictException = _status_error(
+                self.session.service_name, outcome
+            )
+        else:
+            error = outcome
+        retry = self.retry.increment(error, self.address)
+        self.retry = retry
+        if not retry.is_retryable(error):
+            raise error
+        if retry.is_exhausted():
+            raise _exhausted(self.session.service_name, retry, error) from error
+        log.debug("service %s: attempt %d to %s failed (%s); retrying in %.3f s",
+                  self.session.service_name, len(retry.history), self.address,
+                  error, retry.get_backoff_time())
+        return None
+
+
+def _status_error(service_name: str, response: HTTPResponse) -> HTTPStatusError:
+    text = response.body[:_ERROR_BODY_LIMIT].decode("utf-8", "replace").strip()
+    if len(response.body) > _ERROR_BODY_LIMIT:
+        text += "..."
+    if 400 <= response.status < 500:
+        advice = "fix the request; it is not retried"
+    else:
+        advice = "the instance failed"
+    return HTTPStatusError(
+        f"service {service_name!r} returned HTTP {response.status} at "
+        f"{response.url} ({advice}): {text or '<empty body>'}",
+        response.status,
+        url=response.url,
+        body=response.body[:_ERROR_BODY_LIMIT],
+    )
+
+
+def _exhausted(
+    service_name: str, retry: Retry, last: PredictException
+) -> RetriesExhausted:
+    attempts = [(item.address, item.error) for item in retry.history]
+    instances = list(dict.fromkeys(address for address, _ in attempts))
+    code = last.code if isinstance(last, HTTPStatusError) else 500
+    return RetriesExhausted(
+        f"all {len(attempts)} attempts to call service {service_name!r} failed; "
+        f"instances tried: {', '.join(instances)}; last error: {last}",
+        code,
+        service=service_name,
+        instances=instances,
+        attempts=attempts,
+        last_error=last,
+    )
+
+
+class _Dispatcher:
+    # A daemon thread that runs submitted calls over its own multi engine.
+    # Submitters append to a deque and write one byte to a socket pair,
+    # which wakes the thread out of its select().
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._queue: deque[tuple[_Call, Future[bytes]]] = deque()
+        self._wake_read, self._wake_write = socket.socketpair()
+        self._wake_read.setblocking(False)
+        self._wake_write.setblocking(False)
+        self._stopping = False
+        self._thread = threading.Thread(
+            target=self._run,
+            name=f"easfast-dispatch-{session.service_name}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def submit(self, call: _Call) -> Future[bytes]:
+        future: Future[bytes] = Future()
+        if self._stopping:
+            raise ClientClosedError(
+                f"the client of service {self.session.service_name!r} is closed"
+            )
+        self._queue.append((call, future))
+        self._wake()
+        return future
+
+    def _wake(self) -> None:
+        try:
+            self._wake_write.send(b"\0")
+        except (BlockingIOError, OSError):
+            pass  # the buffer is full, so the thread wakes up anyway
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake()
+        if self._thread is not threading.current_thread():
+            self._thread.join(5.0)
+
+    def _run(self) -> None:
+        session = self.session
+        engine: MultiEngine[int] = MultiEngine()
+        active: dict[int, tuple[_Call, Future[bytes]]] = {}
+        delayed: list[tuple[float, int]] = []
+        counter = itertools.count()
+        wake_fd = self._wake_read.fileno()
+
+        def start(key: int) -> None:
+            call, future = active[key]
+            try:
+                request = call.next_request()
+                engine.add(request, key, session.timeout_ms,
+                           session.connect_timeout_ms)
+            except PredictException as exc:
+                del active[key]
+                future.set_exception(exc)
+
+        try:
+            while not self._stopping:
+                while self._queue:
+                    call, future = self._queue.popleft()
+                    if future.set_running_or_notify_cancel():
+                        key = next(counter)
+                        active[key] = (call, future)
+                        start(key)
+                now = time.monotonic()
+                while delayed and delayed[0][0] <= now:
+                    start(heapq.heappop(delayed)[1])
+                pause = 1.0 if not delayed else max(0.0, delayed[0][0] - now)
+                for key, outcome in engine.wait(min(pause, 1.0), wake_fd):
+                    call, future = active[key]
+                    try:
+                        result = call.settle(outcome)
+                    except PredictException as exc:
+                        del active[key]
+                        future.set_exception(exc)
+                        continue
+                    if result is not None:
+                        del active[key]
+                        future.set_result(result)
+                        continue
+                    delay = call.retry.get_backoff_time()
+                    if delay > 0:
+                        heapq.heappush(delayed, (time.monotonic() + delay, key))
+                    else:
+                        start(key)
+                self._drain_wake()
+        except BaseException as exc:  # pragma: no cover - defensive
+            log.error("dispatcher of service %s stopped: %s",
+                      session.service_name, exc, exc_info=True)
+            raise
+        finally:
+            self._stopping = True
+            closed = ClientClosedError(
+                f"the client of service {session.service_name!r} was closed "
+                "before this call finished"
+            )
+            for _, future in active.values():
+                future.set_exception(closed)
+            while self._queue:
+                _, future = self._queue.popleft()
+                if future.set_running_or_notify_cancel():
+                    future.set_exception(closed)
+            engine.close()
+            self._wake_read.close()
+            self._wake_write.close()
+
+    def _drain_wake(self) -> None:
+        try:
+            while self._wake_read.recv(4096):
+                pass
+        except (BlockingIOError, OSError):
+            pass

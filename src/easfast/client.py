@@ -1,0 +1,575 @@
+"""The public clients: ``Client`` (numpy in, numpy out) and ``PredictClient``.
+
+``PredictClient`` has the official ``eas_prediction`` SDK's names and
+behaviour, so code written for it runs with only its import changed.
+``Client`` is the keyword-argument form with numpy dictionaries, raw bytes,
+many requests in flight from one thread, and futures.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from concurrent.futures import Future
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from . import _core
+from ._endpoints import (
+    DIRECT,
+    ENDPOINT_TYPE_DEFAULT,
+    ENDPOINT_TYPE_DIRECT,
+    ENDPOINT_TYPE_VIPSERVER,
+    DirectRoute,
+    FixedRoute,
+    check_service_name,
+    custom_url as normalize_custom_url,
+    gateway_url,
+    parse_endpoint_type,
+    predict_path,
+)
+from ._session import Session
+from .discovery import (
+    DEFAULT_INIT_TIMEOUT,
+    DEFAULT_POLL_TIMEOUT,
+    DEFAULT_REFRESH_INTERVAL,
+    DEFAULT_REFRESH_JITTER,
+    URL_FORM_AUTO,
+    Discovery,
+)
+from .exceptions import (
+    ClientClosedError,
+    ConfigurationError,
+    PredictException,
+)
+from .requests import Request
+from .retry import DEFAULT_ATTEMPTS, Retry, RetryValue
+
+__all__ = [
+    "Client",
+    "PredictClient",
+    "ENDPOINT_TYPE_DEFAULT",
+    "ENDPOINT_TYPE_DIRECT",
+    "ENDPOINT_TYPE_VIPSERVER",
+]
+
+log = logging.getLogger(__name__)
+
+#: Timeout of one attempt, in milliseconds (the official SDK's default).
+DEFAULT_TIMEOUT_MS = 5000
+#: Connections (curl easy handles) a client may use at the same time.
+DEFAULT_MAX_CONNECTIONS = 100
+#: Content type of request bodies unless the caller sets one.
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+#: Requests ``predict_many`` keeps in flight at the same time by default.
+DEFAULT_CONCURRENCY = 16
+
+
+# --------------------------------------------------------------- checking --
+
+
+def _positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"{name} must be an int >= 1, got {value!r}")
+    return value
+
+
+def _positive_seconds(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not math.isfinite(value) or value <= 0:
+        raise ConfigurationError(
+            f"{name} must be a positive number of seconds, got {value!r}"
+        )
+    return float(value)
+
+
+def _timeout_ms(name: str, seconds: float) -> int:
+    milliseconds = int(round(seconds * 1000))
+    if milliseconds < 1:
+        raise ConfigurationError(
+            f"{name} of {seconds!r} s is below curl's 1 ms resolution"
+        )
+    return milliseconds
+
+
+def _header_map(headers: object) -> dict[str, str]:
+    if headers is None:
+        return {}
+    if not isinstance(headers, Mapping):
+        raise ConfigurationError(
+            f"headers must be a dict of str to str, got {type(headers).__name__}"
+        )
+    checked: dict[str, str] = {}
+    for name, value in headers.items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise ConfigurationError(
+                f"header {name!r}: names and values must be str, got "
+                f"{type(name).__name__} and {type(value).__name__}"
+            )
+        if not name or any(ch in name for ch in ":\r\n\0 \t"):
+            raise ConfigurationError(f"invalid header name {name!r}")
+        if any(ch in value for ch in "\r\n\0"):
+            raise ConfigurationError(
+                f"header {name!r} has a line break or NUL in its value"
+            )
+        checked[name] = value
+    return checked
+
+
+def _build_session(
+    *,
+    service_name: str,
+    endpoint: str | None,
+    endpoint_type: str,
+    custom_url: str | None,
+    token: str | None,
+    timeout_ms: int,
+    connect_timeout_ms: int,
+    retry: Retry,
+    max_connections: int,
+    content_type: str | None,
+    headers: Mapping[str, str],
+    discovery_options: Mapping[str, Any],
+) -> Session:
+    # Resolve the route, run the first discovery sync if needed, and build
+    # the session. Raises ConfigurationError or DiscoveryError.
+    discovery: Discovery | None = None
+    route: FixedRoute | DirectRoute
+    sign_resource: str | None = predict_path(service_name)
+    if custom_url:
+        route = FixedRoute(normalize_custom_url(custom_url))
+        sign_resource = None
+    elif endpoint_type == DIRECT:
+        if not endpoint:
+            raise ConfigurationError(
+                f"the direct endpoint type needs the discovery endpoint of "
+                f"service {service_name!r}, such as "
+                "'1234567890.vpc.cn-shanghai.pai-eas.aliyuncs.com'"
+            )
+        discovery = Discovery(endpoint, service_name, **discovery_options)
+        selector = discovery.start()
+        route = DirectRoute(selector, predict_path(service_name))
+    else:
+        route = FixedRoute(gateway_url(endpoint, service_name))
+
+    if not content_type:
+        content_type = next(
+            (value for name, value in headers.items()
+             if name.lower() == "content-type"),
+            DEFAULT_CONTENT_TYPE,
+        )
+    return Session(
+        service_name=service_name,
+        route=route,
+        discovery=discovery,
+        retry=retry,
+        timeout_ms=timeout_ms,
+        connect_timeout_ms=connect_timeout_ms,
+        max_connections=max_connections,
+        content_type=content_type,
+        headers=headers,
+        token=token,
+        sign_resource=sign_resource,
+    )
+
+
+def _as_body(data: object) -> bytes:
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, str):
+        return data.encode("utf-8")
+    if isinstance(data, (bytearray, memoryview)):
+        return bytes(data)
+    raise ConfigurationError(
+        f"the request body must be bytes or str, got {type(data).__name__}"
+    )
+
+
+# ------------------------------------------------------------------ Client --
+
+
+class Client:
+    """A client of one EAS service: numpy in, numpy out, retries built in.
+
+    Parameters
+    ----------
+    service_name:
+        The service to call, such as ``"mnist"`` or ``"bert/v2"``.
+    endpoint:
+        ``"direct"``: the discovery endpoint (``host[:port]``, optional
+        ``http://``). ``"gateway"``: the gateway, ``http(s)://host[:port]``;
+        inside EAS it may be omitted when ``NAMESPACE`` is set.
+    endpoint_type:
+        ``"direct"`` (default; requests go straight to instances picked by
+        smooth weighted round robin) or ``"gateway"``. The official SDK's
+        ``ENDPOINT_TYPE_DIRECT`` and ``ENDPOINT_TYPE_DEFAULT`` work too.
+    custom_url:
+        One full URL used as is for every request (no discovery).
+    token:
+        The service token; requests are signed with it.
+    timeout:
+        Seconds one attempt may take (a call may make several attempts).
+    connect_timeout:
+        Seconds to establish a connection; at most ``timeout``.
+    retry:
+        A ``Retry`` or the number of attempts in total (default 5).
+    max_connections:
+        Connections used at the same time by threads calling ``predict``.
+    content_type, headers:
+        The request ``Content-Type`` and extra request headers.
+    discovery_init_timeout:
+        Seconds the constructor may spend getting the first instance list.
+    discovery_interval, discovery_poll_timeout, discovery_url_form:
+        Refresh period and per-request timeout of discovery, in seconds,
+        and its URL form (``"auto"``, ``"servicediscovery"``, ``"exported"``).
+    signature_name:
+        The TensorFlow signature ``predict`` calls ("" for the default).
+
+    Threading: one client may be shared by many threads. Each thread that
+    calls ``predict`` or ``predict_raw`` borrows its own curl easy handle
+    from a pool of ``max_connections`` for the length of one attempt and
+    gives it back, with its open connections, for reuse. ``predict_many``
+    runs over a curl multi handle owned by the calling thread, and
+    ``submit`` over one owned by a background thread. Every handle sets
+    ``NOSIGNAL``, so libcurl never uses signals. After ``os.fork()`` the
+    child opens new handles and restarts the discovery refresher.
+
+    Raises ``ConfigurationError`` for an invalid setting and, for the direct
+    type, ``DiscoveryError`` if no instance list arrives in time.
+    """
+
+    def __init__(
+        self,
+        service_name: str,
+        *,
+        endpoint: str | None = None,
+        endpoint_type: str = "direct",
+        custom_url: str | None = None,
+        token: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT_MS / 1000,
+        connect_timeout: float | None = None,
+        retry: RetryValue = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        content_type: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        discovery_init_timeout: float = DEFAULT_INIT_TIMEOUT,
+        discovery_interval: float = DEFAULT_REFRESH_INTERVAL,
+        discovery_poll_timeout: float = DEFAULT_POLL_TIMEOUT,
+        discovery_url_form: str = URL_FORM_AUTO,
+        signature_name: str = "",
+    ) -> None:
+        self.service_name = check_service_name(service_name)
+        timeout_s = _positive_seconds("timeout", timeout)
+        connect_s = timeout_s if connect_timeout is None \
+            else _positive_seconds("connect_timeout", connect_timeout)
+        if token is not None and not isinstance(token, str):
+            raise ConfigurationError(f"token must be a str, got {type(token).__name__}")
+        if content_type is not None:
+            _header_map({"Content-Type": content_type})
+        self.signature_name = signature_name
+        self._session = _build_session(
+            service_name=service_name,
+            endpoint=endpoint,
+            endpoint_type=parse_endpoint_type(endpoint_type),
+            custom_url=custom_url,
+            token=token,
+            timeout_ms=_timeout_ms("timeout", timeout_s),
+            connect_timeout_ms=_timeout_ms("connect_timeout", min(connect_s, timeout_s)),
+            retry=Retry.from_value(retry),
+            max_connections=_positive_int("max_connections", max_connections),
+            content_type=content_type,
+            headers=_header_map(headers),
+            discovery_options=dict(
+                init_timeout=discovery_init_timeout,
+                refresh_interval=discovery_interval,
+                refresh_jitter=DEFAULT_REFRESH_JITTER,
+                poll_timeout=discovery_poll_timeout,
+                url_form=discovery_url_form,
+            ),
+        )
+
+    # -- calls --
+
+    def predict_raw(self, body: bytes) -> bytes:
+        """Send ``body`` as is and return the response body."""
+        return self._session.call(_as_body(body))
+
+    def _encode(
+        self, inputs: Mapping[str, Any], outputs: Sequence[str] | None
+    ) -> bytes:
+        if not isinstance(inputs, Mapping):
+            raise ConfigurationError(
+                "inputs must be a dict of input name to numpy array, got "
+                f"{type(inputs).__name__}"
+            )
+        return bytes(_core.encode_tf_request(
+            self.signature_name, inputs, list(outputs or ()), convert=False))
+
+    def predict(
+        self,
+        inputs: Mapping[str, Any],
+        outputs: Sequence[str] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Run the TensorFlow model on ``inputs`` and return its outputs.
+
+        ``inputs`` maps input names to numpy arrays (or ``(DT_code, array)``
+        pairs); ``outputs`` limits the outputs returned. Float outputs are
+        read-only views on the response body.
+        """
+        body = self._encode(inputs, outputs)
+        return dict(_core.decode_tf_response(self._session.call(body)))
+
+    def predict_many(
+        self,
+        inputs: Sequence[Mapping[str, Any]],
+        outputs: Sequence[str] | None = None,
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        return_exceptions: bool = False,
+    ) -> list[Any]:
+        """Run ``predict`` on every item, ``concurrency`` at a time, from this thread.
+
+        Returns the outputs in the order of ``inputs``. A failed item raises
+        its ``PredictException`` after every other item has finished, unless
+        ``return_exceptions`` is true, in which case the exception takes the
+        item's place in the list.
+        """
+        bodies = [self._encode(item, outputs) for item in inputs]
+        results = self._many(bodies, concurrency)
+        decoded: list[Any] = []
+        for result in results:
+            if isinstance(result, PredictException):
+                decoded.append(result)
+                continue
+            try:
+                decoded.append(dict(_core.decode_tf_response(result)))
+            except PredictException as exc:
+                decoded.append(exc)
+        return _finish_many(decoded, return_exceptions)
+
+    def predict_raw_many(
+        self,
+        bodies: Sequence[bytes],
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        return_exceptions: bool = False,
+    ) -> list[Any]:
+        """Send every body, ``concurrency`` at a time; see ``predict_many``."""
+        results = self._many([_as_body(b) for b in bodies], concurrency)
+        return _finish_many(list(results), return_exceptions)
+
+    def _many(
+        self, bodies: list[bytes], concurrency: int
+    ) -> list[bytes | PredictException]:
+        _positive_int("concurrency", concurrency)
+        return self._session.call_many(bodies, concurrency)
+
+    def submit(
+        self,
+        inputs: Mapping[str, Any],
+        outputs: Sequence[str] | None = None,
+    ) -> Future[dict[str, np.ndarray]]:
+        """Start ``predict`` in the background; return a future of its outputs."""
+        raw = self._session.submit(self._encode(inputs, outputs))
+        decoded: Future[dict[str, np.ndarray]] = Future()
+
+        def copy(done: Future[bytes]) -> None:
+            if done.cancelled():
+                decoded.cancel()
+                decoded.set_running_or_notify_cancel()
+                return
+            error = done.exception()
+            if error is not None:
+                decoded.set_exception(error)
+                return
+            try:
+                decoded.set_result(dict(_core.decode_tf_response(done.result())))
+            except PredictException as exc:
+                decoded.set_exception(exc)
+
+        decoded.set_running_or_notify_cancel()
+        raw.add_done_callback(copy)
+        return decoded
+
+    def submit_raw(self, body: bytes) -> Future[bytes]:
+        """Start ``predict_raw`` in the background; return a future of the body."""
+        return self._session.submit(_as_body(body))
+
+    # -- state --
+
+    @property
+    def endpoints(self) -> list[str]:
+        """Addresses requests go to: the current instances, or the fixed URL."""
+        route = self._session.route
+        if isinstance(route, DirectRoute):
+            return [ep.address for ep in route.selector.snapshot]
+        return [route.url]
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close()`` was called."""
+        return self._session.closed
+
+    def close(self) -> None:
+        """Stop the discovery refresher and close every connection."""
+        self._session.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"{len(self.endpoints)} endpoints"
+        return f"Client({self.service_name!r}, {state})"
+
+
+def _finish_many(results: list[Any], return_exceptions: bool) -> list[Any]:
+    if not return_exceptions:
+        for result in results:
+            if isinstance(result, PredictException):
+                raise result
+    return results
+
+
+# ----------------------------------------------------------- PredictClient --
+
+
+class PredictClient:
+    """The official SDK's client: configure with setters, then ``init()``.
+
+    ``PredictClient(endpoint, service_name, custom_url='')``; then any of
+    ``set_endpoint_type``, ``set_token``, ``set_timeout`` (milliseconds),
+    ``set_retry_count`` (attempts in total), ``set_max_connection_count``,
+    ``set_content_type``, ``add_extra_headers``; then ``init()``, which for
+    the direct type fetches the instance list (``DiscoveryError`` if none
+    arrives within 5 s) and starts refreshing it every 3 s. ``predict(req)``
+    sends ``req.to_string()`` and returns ``req.parse_response(body)``.
+    ``destroy()`` stops the refresher and closes the connections.
+
+    Differences from ``eas_prediction`` 0.36: settings are checked when set
+    (``ConfigurationError``); 5xx responses are retried on another instance;
+    ``Date`` is sent in UTC; ``ENDPOINT_TYPE_VIPSERVER`` is rejected; and
+    ``set_log_level`` sets the level of the ``easfast`` logger, which has
+    no handler of its own (configure ``logging`` to see its records).
+    The threading contract is the one of ``Client``.
+    """
+
+    def __init__(
+        self, endpoint: str = "", service_name: str = "", custom_url: str = ""
+    ) -> None:
+        self.endpoint_name = endpoint
+        self.service_name = service_name
+        self.custom_url = custom_url
+        self.endpoint_type = ENDPOINT_TYPE_DEFAULT
+        self.token = ""
+        self.timeout = DEFAULT_TIMEOUT_MS
+        self.retry_count = DEFAULT_ATTEMPTS
+        self.max_connection_count = DEFAULT_MAX_CONNECTIONS
+        self.content_type = ""
+        self.headers: dict[str, str] = {}
+        self._session: Session | None = None
+
+    # -- settings --
+
+    def set_endpoint(self, endpoint: str) -> None:
+        """Set the gateway or discovery endpoint."""
+        self.endpoint_name = endpoint
+
+    def set_service_name(self, service_name: str) -> None:
+        """Set the service to call."""
+        self.service_name = check_service_name(service_name)
+
+    def set_endpoint_type(self, endpoint_type: str) -> None:
+        """Set ``ENDPOINT_TYPE_DEFAULT`` (gateway) or ``ENDPOINT_TYPE_DIRECT``."""
+        parse_endpoint_type(endpoint_type)
+        self.endpoint_type = endpoint_type
+
+    def set_token(self, token: str) -> None:
+        """Set the service token used to sign requests."""
+        if not isinstance(token, str):
+            raise ConfigurationError(f"token must be a str, got {type(token).__name__}")
+        self.token = token
+
+    def set_content_type(self, content_type: str) -> None:
+        """Set the request ``Content-Type``."""
+        _header_map({"Content-Type": content_type})
+        self.content_type = content_type
+
+    def set_log_level(self, log_level: int | str) -> None:
+        """Set the level of the ``easfast`` logger (all clients share it)."""
+        logging.getLogger("easfast").setLevel(log_level)
+
+    def set_retry_count(self, count: int) -> None:
+        """Set the number of attempts per call, the first one included."""
+        self.retry_count = _positive_int("retry count", count)
+
+    def set_max_connection_count(self, count: int) -> None:
+        """Set how many connections may be used at the same time."""
+        self.max_connection_count = _positive_int("max connection count", count)
+
+    def set_timeout(self, timeout: int | float) -> None:
+        """Set the timeout of one attempt, in milliseconds."""
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) \
+                or not math.isfinite(timeout) or timeout < 1:
+            raise ConfigurationError(
+                f"timeout must be a number of milliseconds >= 1, got {timeout!r}"
+            )
+        self.timeout = timeout
+
+    def add_extra_headers(self, headers: dict[str, str]) -> None:
+        """Add headers sent with every request."""
+        self.headers.update(_header_map(headers))
+
+    # -- lifecycle --
+
+    def init(self) -> None:
+        """Apply the settings; for the direct type, fetch the instance list.
+
+        May be called again after changing settings; the previous state is
+        closed first. Raises ``ConfigurationError`` or ``DiscoveryError``.
+        """
+        service_name = check_service_name(self.service_name)
+        retry = Retry(self.retry_count)
+        previous, self._session = self._session, None
+        if previous is not None:
+            previous.close()
+        self._session = _build_session(
+            service_name=service_name,
+            endpoint=self.endpoint_name or None,
+            endpoint_type=parse_endpoint_type(self.endpoint_type),
+            custom_url=self.custom_url or None,
+            token=self.token or None,
+            timeout_ms=max(1, int(self.timeout)),
+            connect_timeout_ms=max(1, int(self.timeout)),
+            retry=retry,
+            max_connections=self.max_connection_count,
+            content_type=self.content_type or None,
+            headers=dict(self.headers),
+            discovery_options=dict(
+                init_timeout=DEFAULT_INIT_TIMEOUT,
+                refresh_interval=DEFAULT_REFRESH_INTERVAL,
+                refresh_jitter=DEFAULT_REFRESH_JITTER,
+                poll_timeout=DEFAULT_POLL_TIMEOUT,
+                url_form=URL_FORM_AUTO,
+            ),
+        )
+
+    def predict(self, req: Request) -> Any:
+        """Send ``req`` and return ``req.parse_response(response body)``."""
+        session = self._session
+        if session is None:
+            raise ClientClosedError(
+                "PredictClient.predict() called before init() or after "
+                "destroy(); call init() first"
+            )
+        body = _as_body(req.to_string())
+        return req.parse_response(session.call(body))
+
+    def destroy(self) -> None:
+        """Stop the discovery refresher and close every connection."""
+        session, self._session = self._session, None
+        if session is not None:
+            session.close()

@@ -1,0 +1,680 @@
+"""Tests of Client and PredictClient against the local EAS simulator."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import socket
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pytest
+
+import easfast
+from easfast import (
+    ENDPOINT_TYPE_DEFAULT,
+    ENDPOINT_TYPE_DIRECT,
+    Client,
+    PredictClient,
+    Retry,
+    StringRequest,
+    TFRequest,
+)
+from easfast._auth import auth_headers, http_date
+from easfast._endpoints import custom_url, gateway_url
+from easfast.exceptions import (
+    ClientClosedError,
+    ConfigurationError,
+    ConnectError,
+    DecodeError,
+    HTTPStatusError,
+    PredictException,
+    RequestTimeout,
+    RetriesExhausted,
+)
+from easfast.testing import DigitModel, Fault, LocalEAS, string_response
+
+EASFactory = Callable[..., LocalEAS]
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def make_client(local_eas: EASFactory) -> Iterator[Callable[..., Client]]:
+    """Return a factory of direct-type Clients, closed at teardown."""
+    made: list[Client] = []
+
+    def make(eas: LocalEAS, **kwargs: Any) -> Client:
+        options: dict[str, Any] = {"endpoint": eas.endpoint, "timeout": 2.0,
+                                   "discovery_interval": 0.1}
+        options.update(kwargs)
+        client = Client(eas.service_name, **options)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()
+
+
+@pytest.fixture
+def make_predict_client() -> Iterator[Callable[..., PredictClient]]:
+    """Return a factory of initialised direct-type PredictClients."""
+    made: list[PredictClient] = []
+
+    def make(eas: LocalEAS, token: str | None = None) -> PredictClient:
+        client = PredictClient(eas.endpoint, eas.service_name)
+        client.set_endpoint_type(ENDPOINT_TYPE_DIRECT)
+        if token is not None:
+            client.set_token(token)
+        client.init()
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.destroy()
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    # Poll with a bounded wait; the caller asserts on the result.
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+def _total_requests(eas: LocalEAS) -> int:
+    return sum(instance.request_count for instance in eas.instances)
+
+
+class TestDirectChannel:
+    def test_weighted_distribution_5_1_1(
+        self, local_eas: EASFactory, make_client: Callable[..., Client]
+    ) -> None:
+        eas = local_eas(instances=3, weights=[5, 1, 1], processor="string")
+        client = make_client(eas)
+        for i in range(70):
+            assert client.predict_raw(b"%d" % i) == string_response(b"%d" % i)
+        counts = [instance.request_count for instance in eas.instances]
+        assert counts == [50, 10, 10]
+
+    def test_dead_instance_in_list_costs_no_request(
+        self, local_eas: EASFactory, make_client: Callable[..., Client]
+    ) -> None:
+        eas = local_eas(instances=2, processor="string")
+        eas.advertise([("127.0.0.1", _closed_port(), 100)])
+        client = make_client(eas)
+        assert len(client.endpoints) == 3
+        for i in range(30):
+            assert client.predict_raw(b"x%d" % i) == string_response(b"x%d" % i)
+        assert _total_requests(eas) == 30
+
+    def test_instance_going_dead_is_retried_elsewhere(
+        self, local_eas: EASFactory, make_client: Callable[..., Client]
+    ) -> None:
+        eas = local_eas(instances=3, processor="string")
+        client = make_client(eas)
+        eas.instances[0].set_fault(Fault.dead())
+        for _ in range(12):
+            assert client.predict_raw(b"abc") == b"cba"
+        assert eas.instances[0].request_count == 0
+
+    def test_503_retried_on_another_instance(
+        self, local_eas: EASFactory, make_client: Callable[..., Client]
+    ) -> None:
+        eas = local_eas(instances=2, weights=[1, 1], processor="string")
+        client = make_client(eas)
+        failing, healthy = eas.instances
+        failing.set_fault(Fault.status(503))
+        for _ in range(6):
+            assert client.predict_raw(b"ab") == b"ba"
+        assert failing.request_count == 3  # every other call starts there
+        assert healthy.request_count == 6
+
+    def test_4xx_raised_without_retry(
+        self, local_eas: EASFactory, make_client: Callable[..., Client]
+    ) -> None:
+        eas = local_eas(instances=2, processor="string")
+        for instance in eas.instances:
+            instance.set_fault(Fault.status(400))
+        client = make_client(eas)
+        with pytest.raises(HTTPStatusError, match="HTTP 400") as info:
+            client.predict_raw(b"x")
+        assert info.value.code == 400
+        assert "simulated fault" in info.value.message  # the server's text
+        assert _total_requests(eas) == 1
+
+    def test_retries_exhausted_names_service_and_instances(
+        self, local_eas: EASFactory, make_client: Callable[..., Client]
+    ) -> None:
+        eas = local_eas(instances=3, processor="string")
+        for instance in eas.instances:
+            instance.set_fault(Fault.status(503))
+        client = make_client(eas, retry=4)
+        with pytest.raises(RetriesExhausted) as info:
+            client.predict_raw(b"x")
+        error = info.value
+        addresses = {instance.address for instance in eas.instances}
+        assert error.code == 503
+        assert "'mnist'" in error.message
+        assert "all 4 attempts" in error.message
+        assert set(error.instances) == addresses
+        assert all(address in error.message for address in addresses)
+        assert len(error.attempts) == 4
+        assert [a for a, _ in error.attempts[:3]] == error.instances
+        assert isinstance(error.__cause__, HTTPStatusError)
+        assert error.__cause__.code == 503
+        assert "HTTP 503" in error.message
+        assert _total_requests(eas) == 4
+
+    def test_retries_exhausted_after_connect_errors_has_code_500(
+        self, local_eas: EASFactory, make_client: Callable[..., Client]
+    ) -> None:
+        eas = local_eas(instances=2, processor="string")
+        client = make_client(eas, retry=2)
+        for instance in eas.instances:
+            instance.set_fault(Fault.dead())
+        with pytest.raises(RetriesExhausted) as info:
+            client.predict_raw(b"x")
+        assert info.value.code == 500
+        assert isinstance(info.value.__cause__, ConnectError)
+
+    def test_hang_times_out_then_succeeds_elsewhere(
+        self, local_eas: EASFactory, make_client: Callable[..., Client]
+    ) -> None:
+        eas = local_eas(instances=2, weights=[1, 1], processor="string")
+        client = make_client(eas, timeout=0.3)
+        hanging = eas.instances[0]
+        hanging.set_fault(Fault.hang(seconds=3.0))
+        for _ in range(2):
+            assert client.predict_raw(b"ok") == b"ko"
+        assert hanging.request_count == 1
+
+    def test_hang_with_one_attempt_raises_request_timeout(
+        self, local_eas: EASFactory, make_client: Callable[..., Client]
+    ) -> None:
+        eas = local_eas(instances=1, processor="string")
+        client = make_client(eas, timeout=0.3, retry=1)
+        eas.instances[0].set_fault(Fault.hang(seconds=3.0))
+        with pytest.raises(RetriesExhausted) as info:
+            client.predict_raw(b"x")
+        timeout = info.value.__cause__
+        assert isinstance(timeout, RequestTimeout)
+        assert timeout.url.endswith("/api/predict/mnist")
+        assert timeout.curl_code == 28
+
+    def test_reset_is_retried_elsewhere(
+        self, local_eas: EASFactory, make_client: Callable[..., Client]
+    ) -> None:
+        eas = local_eas(instances=2, weights=[1, 1], processor="string")
+        client = make_client(eas)
+        eas.instances[0].set_fault(Fault.reset())
+        for _ in range(4):
+            assert client.predict_raw(b"xy") == b"yx"
+        assert eas.instances[0].request_count == 2
+
+    def test_reset_everywhere_ends_in_connect_error(
+        self, local_eas: EASFactory, make_client: Callable[..., Client]
+    ) -> None:
+        eas = local_eas(instances=1, processor="string")
+        client = make_client(eas, retry=2)
+        eas.instances[0].set_fault(Fault.reset())
+        with pytest.raises(RetriesExhausted) as info:
+            client.predict_raw(b"x")
+        assert isinstance(info.value.__cause__, ConnectError)
+        assert eas.instances[0].request_count == 2
+
+    def test_garbage_body_raises_decode_error_without_retry(
+        self, local_eas: EASFactory, make_client: Callable[..., Client],
+        digits: tuple[np.ndarray, np.ndarray],
+    ) -> None:
+        eas = local_eas(instances=2, processor="tf")
+        for instance in eas.instances:
+            instance.set_fault(Fault.garbage())
+        client = make_client(eas)
+        with pytest.raises(DecodeError):
+            client.predict({"images": digits[0][:1]})
+        assert _total_requests(eas) == 1
+
+    def test_keep_alive_reuses_connections(
+        self, local_eas: EASFactory, make_client: Callable[..., Client]
+    ) -> None:
+        eas = local_eas(instances=2, processor="string")
+        client = make_client(eas)
+        for _ in range(100):
+            client.predict_raw(b"k")
+        for instance in eas.instances:
+            assert instance.request_count == 50
+            assert instance.connection_count == 1
+
+    def test_threads_share_one_client(
+        self, local_eas: EASFactory, make_client: Callable[..., Client]
+    ) -> None:
+        eas = local_eas(instances=3, processor="string")
+        client = make_client(eas, max_connections=4)
+
+        def work(i: int) -> bool:
+            body = b"thread-%d" % i
+            return client.predict_raw(body) == string_response(body)
+
+        with ThreadPoolExecutor(8) as executor:
+            results = list(executor.map(work, range(200)))
+        assert all(results)
+        assert _total_requests(eas) == 200
+        connections = sum(inst.connection_count for inst in eas.instances)
+        assert connections <= 4 * 3
+
+
+class TestListChanges:
+    def test_new_instance_gets_traffic(
+        self, local_eas: EASFactory, make_client: Callable[..., Client]
+    ) -> None:
+        eas = local_eas(instances=1, processor="string")
+        client = make_client(eas)
+        added = eas.add_instance(weight=100)
+        assert _wait_until(lambda: len(client.endpoints) == 2)
+        for _ in range(4):
+            client.predict_raw(b"z")
+        assert added.request_count == 2
+
+    def test_removed_instance_gets_no_traffic(
+        self, local_eas: EASFactory, make_client: Callable[..., Client]
+    ) -> None:
+        eas = local_eas(instances=2, processor="string")
+        client = make_client(eas)
+        gone = eas.instances[1]
+        eas.remove_instance(gone)
+        assert _wait_until(lambda: len(client.endpoints) == 1)
+        assert client.endpoints == [eas.instances[0].address]
+        count = gone.request_count
+        for _ in range(10):
+            client.predict_raw(b"q")
+        assert gone.request_count == count
+
+    def test_discovery_down_keeps_serving(
+        self, local_eas: EASFactory, make_client: Callable[..., Client]
+    ) -> None:
+        eas = local_eas(instances=2, processor="string")
+        client = make_client(eas)
+        eas.discovery.set_fault(Fault.down())
+        discovery = client._session.discovery
+        assert discovery is not None
+        assert _wait_until(lambda: discovery._failures >= 3)
+        for _ in range(10):
+            assert client.predict_raw(b"up") == b"pu"
+        assert len(client.endpoints) == 2
+
+
+class TestToken:
+    def test_signed_request_accepted(
+        self, local_eas: EASFactory,
+        make_predict_client: Callable[..., PredictClient],
+    ) -> None:
+        eas = local_eas(instances=1, processor="string", token="s3cret")
+        client = make_predict_client(eas, token="s3cret")
+        assert client.predict(StringRequest(b"tok")).response_data == b"kot"
+
+    def test_wrong_token_raises_401_without_retry(
+        self, local_eas: EASFactory,
+        make_predict_client: Callable[..., PredictClient],
+    ) -> None:
+        eas = local_eas(instances=2, processor="string", token="s3cret")
+        client = make_predict_client(eas, token="wrong")
+        with pytest.raises(HTTPStatusError) as info:
+            client.predict(StringRequest(b"tok"))
+        assert info.value.code == 401
+        assert "signature" in info.value.message
+        assert _total_requests(eas) == 1
+
+    def test_missing_token_raises_401(
+        self, local_eas: EASFactory, make_client: Callable[..., Client]
+    ) -> None:
+        eas = local_eas(instances=1, processor="string", token="s3cret")
+        client = make_client(eas)
+        with pytest.raises(HTTPStatusError, match="Authorization") as info:
+            client.predict_raw(b"x")
+        assert info.value.code == 401
+
+    def test_gateway_signed_request_accepted(self, local_eas: EASFactory) -> None:
+        eas = local_eas(instances=2, processor="string", token="gw")
+        client = PredictClient(eas.gateway_endpoint, eas.service_name)
+        client.set_token("gw")
+        client.init()
+        try:
+            for _ in range(4):
+                assert client.predict(StringRequest("ab")).response_data == b"ba"
+        finally:
+            client.destroy()
+        assert eas.gateway.request_count == 4
+
+    def test_custom_url_sends_raw_token(self, local_eas: EASFactory) -> None:
+        eas = local_eas(instances=1, processor="string", token="raw")
+        client = PredictClient(custom_url=eas.predict_url)
+        client.set_service_name(eas.service_name)
+        client.set_token("raw")
+        client.init()
+        try:
+            assert client.predict(StringRequest("cu")).response_data == b"uc"
+        finally:
+            client.destroy()
+
+    def test_signature_matches_hmac_sha1(self) -> None:
+        lines = auth_headers("key", b"body", "text/plain", "/api/predict/s",
+                             timestamp=0)
+        md5 = hashlib.md5(b"body").hexdigest()
+        date = "Thu, 01 Jan 1970 00:00:00 GMT"
+        text = f"POST\n{md5}\ntext/plain\n{date}\n/api/predict/s"
+        digest = hmac.new(b"key", text.encode(), hashlib.sha1).digest()
+        assert lines == [
+            f"Date: {date}",
+            f"Content-MD5: {md5}",
+            "Authorization: EAS " + base64.b64encode(digest).decode(),
+        ]
+
+    def test_date_is_utc(self) -> None:
+        assert http_date(1_700_000_000) == "Tue, 14 Nov 2023 22:13:20 GMT"
+
+
+class TestGatewayAndCustomURL:
+    def test_gateway_client(self, local_eas: EASFactory) -> None:
+        eas = local_eas(instances=2, processor="string")
+        with Client(eas.service_name, endpoint="http://" + eas.gateway_endpoint,
+                    endpoint_type="gateway") as client:
+            assert client.predict_raw(b"gw") == b"wg"
+            assert client.endpoints == [eas.predict_url]
+
+    def test_gateway_url_forms(self) -> None:
+        assert gateway_url("h:80", "s", environ={}) == "http://h:80/api/predict/s"
+        assert gateway_url("https://h/", "a/b", environ={}) == (
+            "https://h/api/predict/a/b")
+
+    def test_gateway_inside_eas_uses_namespace(self) -> None:
+        url = gateway_url("", "my_service", environ={"NAMESPACE": "ns"})
+        assert url == "http://my-service.ns:8080/api/predict/my_service"
+
+    def test_gateway_without_endpoint_or_namespace_rejected(self) -> None:
+        with pytest.raises(ConfigurationError, match="NAMESPACE"):
+            gateway_url("", "s", environ={})
+
+    def test_custom_url_gets_scheme(self) -> None:
+        assert custom_url("h:1/p") == "http://h:1/p"
+        assert custom_url("https://h/p?x=1") == "https://h/p?x=1"
+
+
+class TestBodies:
+    def test_nul_bytes_intact(
+        self, local_eas: EASFactory,
+        make_predict_client: Callable[..., PredictClient],
+    ) -> None:
+        eas = local_eas(instances=1, processor="string")
+        client = make_predict_client(eas)
+        body = b"\0a\0\0b\0" + bytes(range(256))
+        response = client.predict(StringRequest(body))
+        assert response.response_data == string_response(body)
+
+    def test_large_body_round_trip(
+        self, local_eas: EASFactory, make_client: Callable[..., Client]
+    ) -> None:
+        eas = local_eas(instances=1, processor="string")
+        client = make_client(eas)
+        body = bytes(range(256)) * 8192  # 2 MiB
+        assert client.predict_raw(body) == string_response(body)
+
+    def test_str_body_is_utf8(
+        self, local_eas: EASFactory,
+        make_predict_client: Callable[..., PredictClient],
+    ) -> None:
+        eas = local_eas(instances=1, processor="string")
+        client = make_predict_client(eas)
+        response = client.predict(StringRequest("é€"))
+        assert response.response_data == string_response("é€".encode())
+
+
+class TestPredictMany:
+    def test_results_in_order(
+        self, local_eas: EASFactory, make_client: Callable[..., Client]
+    ) -> None:
+        eas = local_eas(instances=3, weights=[5, 1, 1], processor="string")
+        client = make_client(eas)
+        bodies = [b"item-%03d" % i for i in range(60)]
+        results = client.predict_raw_many(bodies, concurrency=8)
+        assert results == [string_response(body) for body in bodies]
+        assert _total_requests(eas) == 60
+
+    def test_dead_instance_retried_in_flight(
+        self, local_eas: EASFactory, make_client: Callable[..., Client]
+    ) -> None:
+        eas = local_eas(instances=2, processor="string")
+        eas.advertise([("127.0.0.1", _closed_port(), 100)])
+        client = make_client(eas)
+        eas.instances[0].set_fault(Fault.status(503, times=5))
+        bodies = [b"%d" % i for i in range(40)]
+        results = client.predict_raw_many(bodies, concurrency=6)
+        assert results == [string_response(body) for body in bodies]
+
+    def test_per_item_failure_returned(
+        self, local_eas: EASFactory, make_client: Callable[..., Client]
+    ) -> None:
+        eas = local_eas(instances=1, processor="string")
+        client = make_client(eas)
+        eas.instances[0].set_fault(Fault.status(400, times=1))
+        bodies = [b"%d" % i for i in range(10)]
+        results = client.predict_raw_many(bodies, concurrency=4,
+                                          return_exceptions=True)
+        failed = [r for r in results if isinstance(r, PredictException)]
+        assert len(failed) == 1
+        assert isinstance(failed[0], HTTPStatusError)
+        assert failed[0].code == 400
+        for body, result in zip(bodies, results):
+            if not isinstance(result, PredictException):
+                assert result == string_response(body)
+
+    def test_per_item_failure_raised_by_default(
+        self, local_eas: EASFactory, make_client: Callable[..., Client]
+    ) -> None:
+        eas = local_eas(instances=1, processor="string")
+        client = make_client(eas)
+        eas.instances[0].set_fault(Fault.status(400, times=1))
+        with pytest.raises(HTTPStatusError):
+            client.predict_raw_many([b"a", b"b", b"c"], concurrency=2)
+        assert eas.instances[0].request_count == 3  # every item ran
+
+    def test_timeouts_in_flight_retried(
+        self, local_eas: EASFactory, make_client: Callable[..., Client]
+    ) -> None:
+        eas = local_eas(instances=2, weights=[1, 1], processor="string")
+        client = make_client(eas, timeout=0.3)
+        eas.instances[0].set_fault(Fault.hang(seconds=3.0, times=2))
+        results = client.predict_raw_many([b"ab"] * 6, concurrency=6)
+        assert results == [b"ba"] * 6
+
+    def test_tensor_inputs(
+        self, local_eas: EASFactory, make_client: Callable[..., Client],
+        digits: tuple[np.ndarray, np.ndarray], digit_model: DigitModel,
+    ) -> None:
+        eas = local_eas(instances=2, processor="tf")
+        client = make_client(eas)
+        images = digits[0][:12]
+        batches = [{"images": images[i:i + 3]} for i in range(0, 12, 3)]
+        results = client.predict_many(batches, outputs=["classes"])
+        _, expected = digit_model.predict(images)
+        got = np.concatenate([r["classes"] for r in results])
+        np.testing.assert_array_equal(got, expected)
+        assert all(set(r) == {"classes"} for r in results)
+
+
+class TestSubmit:
+    def test_future_result(
+        self, local_eas: EASFactory, make_client: Callable[..., Client]
+    ) -> None:
+        eas = local_eas(instances=2, processor="string")
+        client = make_client(eas)
+        futures = [client.submit_raw(b"f%d" % i) for i in range(20)]
+        assert [f.result(timeout=10) for f in futures] == [
+            string_response(b"f%d" % i) for i in range(20)]
+
+    def test_future_exception(
+        self, local_eas: EASFactory, make_client: Callable[..., Client]
+    ) -> None:
+        eas = local_eas(instances=1, processor="string")
+        client = make_client(eas)
+        eas.instances[0].set_fault(Fault.status(404))
+        future = client.submit_raw(b"x")
+        error = future.exception(timeout=10)
+        assert isinstance(error, HTTPStatusError)
+        assert error.code == 404
+
+    def test_close_fails_pending_futures(
+        self, local_eas: EASFactory, make_client: Callable[..., Client]
+    ) -> None:
+        eas = local_eas(instances=1, processor="string")
+        client = make_client(eas, timeout=5.0)
+        eas.instances[0].set_fault(Fault.hang(seconds=5.0))
+        future = client.submit_raw(b"x")
+        assert _wait_until(lambda: eas.instances[0].request_count == 1)
+        client.close()
+        assert isinstance(future.exception(timeout=10), ClientClosedError)
+
+    def test_submit_tensor(
+        self, local_eas: EASFactory, make_client: Callable[..., Client],
+        digits: tuple[np.ndarray, np.ndarray], digit_model: DigitModel,
+    ) -> None:
+        eas = local_eas(instances=1, processor="tf")
+        client = make_client(eas)
+        images = digits[0][:4]
+        result = client.submit({"images": images}).result(timeout=10)
+        scores, classes = digit_model.predict(images)
+        np.testing.assert_array_equal(result["classes"], classes)
+        np.testing.assert_allclose(result["scores"], scores, rtol=1e-5)
+
+
+class TestLifecycle:
+    def test_predict_after_close_raises(
+        self, local_eas: EASFactory, make_client: Callable[..., Client]
+    ) -> None:
+        eas = local_eas(instances=1, processor="string")
+        client = make_client(eas)
+        client.close()
+        with pytest.raises(ClientClosedError, match="closed"):
+            client.predict_raw(b"x")
+
+    def test_context_manager_closes(self, local_eas: EASFactory) -> None:
+        eas = local_eas(instances=1, processor="string")
+        with Client(eas.service_name, endpoint=eas.endpoint) as client:
+            assert client.predict_raw(b"cm") == b"mc"
+        assert client.closed
+
+    def test_destroy_stops_refresher(
+        self, local_eas: EASFactory,
+        make_predict_client: Callable[..., PredictClient],
+    ) -> None:
+        eas = local_eas(instances=1, processor="string")
+        client = make_predict_client(eas)
+        session = client._session
+        assert session is not None and session.discovery is not None
+        discovery = session.discovery
+        assert discovery.is_alive
+        client.destroy()
+        assert not discovery.is_alive
+        with pytest.raises(ClientClosedError, match="init"):
+            client.predict(StringRequest(b"x"))
+
+    def test_init_twice_replaces_state(
+        self, local_eas: EASFactory,
+        make_predict_client: Callable[..., PredictClient],
+    ) -> None:
+        eas = local_eas(instances=1, processor="string")
+        client = make_predict_client(eas)
+        first = client._session
+        assert first is not None and first.discovery is not None
+        client.init()
+        assert first.closed
+        assert not first.discovery.is_alive
+        assert client.predict(StringRequest(b"ab")).response_data == b"ba"
+
+
+class TestConfiguration:
+    @pytest.mark.parametrize("kwargs, match", [
+        ({"timeout": -1}, "timeout"),
+        ({"timeout": 0}, "timeout"),
+        ({"timeout": float("inf")}, "timeout"),
+        ({"connect_timeout": 0}, "connect_timeout"),
+        ({"retry": 0}, "attempts"),
+        ({"max_connections": 0}, "max_connections"),
+        ({"endpoint_type": "VIPSERVER"}, "not supported"),
+        ({"endpoint_type": "fast"}, "unknown endpoint type"),
+        ({"headers": {"X-A": "1\r\nX-B: 2"}}, "line break"),
+        ({"headers": {"Bad Name": "1"}}, "invalid header name"),
+        ({"token": 123}, "token"),
+        ({"endpoint_type": "direct", "endpoint": None}, "discovery endpoint"),
+    ], ids=["negative-timeout", "zero-timeout", "inf-timeout",
+            "zero-connect-timeout", "zero-retry", "zero-connections",
+            "vipserver", "unknown-type", "header-injection", "header-name",
+            "token-type", "direct-without-endpoint"])
+    def test_invalid_setting_rejected(self, kwargs: dict, match: str) -> None:
+        options: dict[str, Any] = {"endpoint": "127.0.0.1:1"}
+        options.update(kwargs)
+        with pytest.raises(ConfigurationError, match=match):
+            Client("mnist", **options)
+
+    @pytest.mark.parametrize("name", ["", "  ", "/abs", "a b", "a?b"],
+                             ids=["empty", "blank", "leading-slash", "space",
+                                  "query"])
+    def test_invalid_service_name_rejected(self, name: str) -> None:
+        with pytest.raises(ConfigurationError, match="service name"):
+            Client(name, endpoint="127.0.0.1:1")
+
+    def test_predict_client_setters_validate(self) -> None:
+        client = PredictClient("127.0.0.1:1", "mnist")
+        with pytest.raises(ConfigurationError, match="VIPSERVER"):
+            client.set_endpoint_type(easfast.ENDPOINT_TYPE_VIPSERVER)
+        with pytest.raises(ConfigurationError, match="retry count"):
+            client.set_retry_count(0)
+        with pytest.raises(ConfigurationError, match="milliseconds"):
+            client.set_timeout(-5)
+        with pytest.raises(ConfigurationError, match="max connection count"):
+            client.set_max_connection_count(0)
+        with pytest.raises(ConfigurationError, match="headers"):
+            client.add_extra_headers(["X-A: 1"])  # type: ignore[arg-type]
+        with pytest.raises(ConfigurationError, match="service name"):
+            PredictClient("127.0.0.1:1", "").init()
+
+    def test_predict_before_init_raises(self) -> None:
+        client = PredictClient("127.0.0.1:1", "mnist")
+        with pytest.raises(ClientClosedError, match="init"):
+            client.predict(StringRequest(b"x"))
+
+    def test_default_endpoint_type_is_gateway(self) -> None:
+        client = PredictClient("127.0.0.1:1", "mnist")
+        assert client.endpoint_type == ENDPOINT_TYPE_DEFAULT
+        client.init()  # a gateway needs no network at init
+        client.destroy()
+
+
+class TestCompatRequests:
+    def test_tf_request_through_predict_client(
+        self, local_eas: EASFactory,
+        make_predict_client: Callable[..., PredictClient],
+        digits: tuple[np.ndarray, np.ndarray], digit_model: DigitModel,
+    ) -> None:
+        eas = local_eas(instances=3, weights=[5, 1, 1], processor="tf")
+        client = make_predict_client(eas)
+        images = digits[0][:2]
+        request = TFRequest("predict_images")
+        request.add_feed("images", [2, 784], TFRequest.DT_FLOAT, images)
+        response = client.predict(request)
+        scores, classes = digit_model.predict(images)
+        np.testing.assert_array_equal(response.get_values("classes"), classes)
+        assert response.get_tensor_shape("scores") == [2, 10]
+        np.testing.assert_allclose(response["scores"], scores, rtol=1e-5)

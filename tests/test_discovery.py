@@ -1,0 +1,354 @@
+"""Tests of instance discovery: URL forms, validation, first sync, refresher."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from easfast.discovery import (
+    URL_FORM_EXPORTED,
+    URL_FORM_SERVICEDISCOVERY,
+    Discovery,
+    discovery_urls,
+    parse_instance_list,
+)
+from easfast.exceptions import ConfigurationError, DiscoveryError
+from easfast.testing import Fault, LocalEAS
+
+URL = "http://127.0.0.1:1/api/v1/servicediscovery/upstreams/s"
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _document(*items: object) -> bytes:
+    return json.dumps({"correlative": [], "endpoints": {"items": list(items)}}).encode()
+
+
+def _item(ip: object = "10.0.0.1", port: object = 8080, weight: object = 100) -> dict:
+    return {"app": "s", "ip": ip, "port": port, "weight": weight}
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    # Poll with a bounded wait; the caller asserts on the result.
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+@pytest.fixture
+def make_discovery() -> Iterator[Callable[..., Discovery]]:
+    """Return a factory of Discovery objects that are stopped at teardown."""
+    made: list[Discovery] = []
+
+    def make(eas: LocalEAS, **kwargs: object) -> Discovery:
+        options: dict = {"init_timeout": 2.0, "poll_timeout": 0.5,
+                         "refresh_interval": 0.05}
+        options.update(kwargs)
+        discovery = Discovery(eas.endpoint, eas.service_name, **options)
+        made.append(discovery)
+        return discovery
+
+    yield make
+    for discovery in made:
+        discovery.stop()
+
+
+class TestDiscoveryURLs:
+    def test_both_forms_without_scheme(self) -> None:
+        urls = discovery_urls("10.0.0.1:80", "mnist", environ={})
+        assert urls[URL_FORM_SERVICEDISCOVERY] == (
+            "http://10.0.0.1:80/api/v1/servicediscovery/upstreams/mnist")
+        assert urls[URL_FORM_EXPORTED] == (
+            "http://10.0.0.1:80/exported/apis/eas.alibaba-inc.k8s.io/v1/"
+            "upstreams/mnist")
+
+    @pytest.mark.parametrize("endpoint, base", [
+        ("http://h:80", "http://h:80"),
+        ("HTTP://h:80/", "http://h:80"),
+        ("https://h", "https://h"),
+        (" h:1 ", "http://h:1"),
+    ], ids=["http", "upper-and-slash", "https", "spaces"])
+    def test_endpoint_scheme_forms(self, endpoint: str, base: str) -> None:
+        urls = discovery_urls(endpoint, "s", environ={})
+        assert urls[URL_FORM_SERVICEDISCOVERY].startswith(base + "/api/")
+
+    def test_service_is_name_before_first_slash(self) -> None:
+        urls = discovery_urls("h", "bert/v2", environ={})
+        assert urls[URL_FORM_SERVICEDISCOVERY].endswith("/upstreams/bert")
+        assert urls[URL_FORM_EXPORTED].endswith("/upstreams/bert")
+
+    def test_internal_query_needs_namespace_and_pod_name(self) -> None:
+        both = {"NAMESPACE": "ns", "POD_NAME": "pod-1"}
+        urls = discovery_urls("h", "s", environ=both)
+        assert urls[URL_FORM_SERVICEDISCOVERY].endswith("/upstreams/s?internal=true")
+        assert "?" not in urls[URL_FORM_EXPORTED]
+        only_namespace = discovery_urls("h", "s", environ={"NAMESPACE": "ns"})
+        assert "?" not in only_namespace[URL_FORM_SERVICEDISCOVERY]
+
+    @pytest.mark.parametrize("endpoint", ["", "http://", "h/path", "h x"],
+                             ids=["empty", "scheme-only", "path", "space"])
+    def test_invalid_endpoint_rejected(self, endpoint: str) -> None:
+        with pytest.raises(ConfigurationError, match="discovery endpoint"):
+            discovery_urls(endpoint, "s", environ={})
+
+
+class TestParseInstanceList:
+    def test_valid_list(self) -> None:
+        snapshot = parse_instance_list(
+            _document(_item(), _item("10.0.0.2", 9000, 0)), URL)
+        assert [(ep.address, ep.weight) for ep in snapshot] == [
+            ("10.0.0.1:8080", 100), ("10.0.0.2:9000", 0)]
+
+    @pytest.mark.parametrize("body, reason", [
+        (b'{"endpoints": {"items": [', "not JSON"),
+        (b"\xff\xfe", "not JSON"),
+        (b"[]", "expected"),
+        (b'{"endpoints": {}}', "expected"),
+        (b'{"endpoints": {"items": {}}}', "expected"),
+        (_document(), "empty"),
+        (_document("10.0.0.1:80"), "not an object"),
+        (_document(_item(ip="")), "invalid ip"),
+        (_document(_item(ip=None)), "invalid ip"),
+        (_document(_item(ip="10.0.0.1/x")), "invalid ip"),
+        (_document(_item(port=0)), "invalid port"),
+        (_document(_item(port=65536)), "invalid port"),
+        (_document(_item(port="80")), "invalid port"),
+        (_document(_item(port=True)), "invalid port"),
+        (_document(_item(weight=-1)), "invalid weight"),
+        (_document(_item(weight=False)), "invalid weight"),
+        (_document(_item(weight=1.5)), "invalid weight"),
+        (_document({"ip": "10.0.0.1", "port": 80}), "invalid weight"),
+        (_document(_item(weight=0)), "weight 0"),
+        (_document(_item(weight=2**40)), "outside"),
+    ], ids=["truncated", "not-utf8", "list", "no-items", "items-object",
+            "empty", "item-str", "ip-empty", "ip-none", "ip-slash", "port-0",
+            "port-65536", "port-str", "port-bool", "weight-negative",
+            "weight-bool", "weight-float", "weight-missing", "all-zero",
+            "weight-huge"])
+    def test_invalid_list_raises_naming_url(self, body: bytes, reason: str) -> None:
+        with pytest.raises(DiscoveryError, match=reason) as info:
+            parse_instance_list(body, URL)
+        assert info.value.url == URL
+        assert URL in str(info.value)
+
+    def test_one_bad_item_rejects_whole_list(self) -> None:
+        body = _document(_item(), _item("10.0.0.2", port=-5))
+        with pytest.raises(DiscoveryError, match="item 1"):
+            parse_instance_list(body, URL)
+
+
+class TestConfiguration:
+    @pytest.mark.parametrize("kwargs, match", [
+        ({"url_form": "other"}, "URL form"),
+        ({"init_timeout": 0}, "init_timeout"),
+        ({"poll_timeout": -1.0}, "poll_timeout"),
+        ({"refresh_interval": float("nan")}, "refresh_interval"),
+        ({"refresh_jitter": 1.0}, "refresh_jitter"),
+    ], ids=["form", "init-zero", "poll-negative", "interval-nan", "jitter-one"])
+    def test_invalid_options_rejected(self, kwargs: dict, match: str) -> None:
+        with pytest.raises(ConfigurationError, match=match):
+            Discovery("127.0.0.1:1", "s", **kwargs)
+
+
+class TestFirstSync:
+    def test_start_returns_selector_with_instances(
+        self, local_eas: Callable[..., LocalEAS],
+        make_discovery: Callable[..., Discovery],
+    ) -> None:
+        eas = local_eas(instances=2, weights=[3, 1], processor="string")
+        discovery = make_discovery(eas)
+        selector = discovery.start()
+        expected = {(inst.address, inst.weight) for inst in eas.instances}
+        assert {(ep.address, ep.weight) for ep in selector.snapshot} == expected
+        assert discovery.url.endswith("/api/v1/servicediscovery/upstreams/mnist")
+
+    def test_forced_exported_form_is_used(
+        self, local_eas: Callable[..., LocalEAS],
+        make_discovery: Callable[..., Discovery],
+    ) -> None:
+        eas = local_eas(instances=1, processor="string")
+        discovery = make_discovery(eas, url_form=URL_FORM_EXPORTED)
+        discovery.start()
+        assert eas.discovery.last_target == (
+            "/exported/apis/eas.alibaba-inc.k8s.io/v1/upstreams/mnist")
+
+    def test_both_forms_404_names_both_urls(
+        self, local_eas: Callable[..., LocalEAS],
+        make_discovery: Callable[..., Discovery],
+    ) -> None:
+        eas = local_eas(instances=1, processor="string")
+        # An instance answers 404 on every path but its predict path.
+        discovery = Discovery(eas.instances[0].address, "mnist",
+                              init_timeout=0.5, poll_timeout=0.3)
+        try:
+            with pytest.raises(DiscoveryError, match="404 at both") as info:
+                discovery.start()
+        finally:
+            discovery.stop()
+        assert "servicediscovery" in str(info.value)
+        assert "exported" in str(info.value)
+
+    @pytest.mark.parametrize("fault, reason", [
+        (Fault.down(), "connect"),
+        (Fault.empty(), "empty"),
+        (Fault.malformed(), "not JSON"),
+        (Fault.hang(seconds=5.0), "timed out"),
+        (Fault.status(500), "HTTP 500"),
+    ], ids=["down", "empty", "malformed", "hang", "500"])
+    def test_fault_at_init_raises_discovery_error(
+        self, local_eas: Callable[..., LocalEAS],
+        make_discovery: Callable[..., Discovery], fault: Fault, reason: str,
+    ) -> None:
+        eas = local_eas(instances=1, processor="string")
+        eas.discovery.set_fault(fault)
+        discovery = make_discovery(eas, init_timeout=0.6, poll_timeout=0.25)
+        with pytest.raises(DiscoveryError, match=reason) as info:
+            discovery.start()
+        error = info.value
+        assert error.url == discovery.url
+        assert discovery.url in str(error)
+        assert "within 0.6 s" in str(error)
+        assert isinstance(error.__cause__, DiscoveryError)
+        assert not discovery.is_alive
+
+    def test_init_retries_until_discovery_recovers(
+        self, local_eas: Callable[..., LocalEAS],
+        make_discovery: Callable[..., Discovery],
+    ) -> None:
+        eas = local_eas(instances=1, processor="string")
+        eas.discovery.set_fault(Fault.status(503, times=2))
+        discovery = make_discovery(eas, init_timeout=5.0)
+        selector = discovery.start()
+        assert len(selector.snapshot) == 1
+        assert eas.discovery.request_count == 3
+
+
+class TestRefresher:
+    @pytest.mark.parametrize("fault", [
+        Fault.down(), Fault.empty(), Fault.malformed(),
+        Fault.hang(seconds=5.0), Fault.status(500),
+    ], ids=["down", "empty", "malformed", "hang", "500"])
+    def test_fault_after_first_sync_keeps_last_list(
+        self, local_eas: Callable[..., LocalEAS],
+        make_discovery: Callable[..., Discovery],
+        caplog: pytest.LogCaptureFixture, fault: Fault,
+    ) -> None:
+        eas = local_eas(instances=2, processor="string")
+        discovery = make_discovery(eas, poll_timeout=0.2)
+        selector = discovery.start()
+        first = selector.snapshot
+        caplog.set_level(logging.DEBUG, logger="easfast.discovery")
+
+        eas.discovery.set_fault(fault)
+        assert _wait_until(lambda: discovery._failures >= 3)
+        assert selector.snapshot == first
+        assert len(selector.snapshot) == 2
+        warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 1
+        assert "serving the last 2 instances" in warnings[0].getMessage()
+
+        eas.discovery.set_fault(None)
+        assert _wait_until(lambda: discovery._failures == 0)
+        infos = [r.getMessage() for r in caplog.records
+                 if r.levelno == logging.INFO]
+        assert any("recovered" in message for message in infos)
+
+    def test_added_instance_is_picked_up(
+        self, local_eas: Callable[..., LocalEAS],
+        make_discovery: Callable[..., Discovery],
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        caplog.set_level(logging.INFO, logger="easfast.discovery")
+        eas = local_eas(instances=1, processor="string")
+        selector = make_discovery(eas).start()
+        added = eas.add_instance(weight=7)
+        assert _wait_until(lambda: len(selector.snapshot) == 2)
+        weights = {ep.address: ep.weight for ep in selector.snapshot}
+        assert weights[added.address] == 7
+        assert any("added " + added.address in r.getMessage()
+                   for r in caplog.records)
+
+    def test_removed_instance_is_dropped(
+        self, local_eas: Callable[..., LocalEAS],
+        make_discovery: Callable[..., Discovery],
+    ) -> None:
+        eas = local_eas(instances=2, processor="string")
+        selector = make_discovery(eas).start()
+        gone = eas.instances[1]
+        eas.remove_instance(gone)
+        assert _wait_until(lambda: len(selector.snapshot) == 1)
+        assert gone.address not in {ep.address for ep in selector.snapshot}
+
+    def test_weight_change_is_picked_up(
+        self, local_eas: Callable[..., LocalEAS],
+        make_discovery: Callable[..., Discovery],
+    ) -> None:
+        eas = local_eas(instances=2, processor="string")
+        selector = make_discovery(eas).start()
+        target = eas.instances[0]
+        eas.set_weight(target, 3)
+
+        def weight_of_target() -> int:
+            return {ep.address: ep.weight
+                    for ep in selector.snapshot}[target.address]
+
+        assert _wait_until(lambda: weight_of_target() == 3)
+
+    def test_stop_ends_thread(
+        self, local_eas: Callable[..., LocalEAS],
+        make_discovery: Callable[..., Discovery],
+    ) -> None:
+        eas = local_eas(instances=1, processor="string")
+        discovery = make_discovery(eas)
+        discovery.start()
+        assert discovery.is_alive
+        discovery.stop()
+        assert not discovery.is_alive
+        count = eas.discovery.request_count
+        time.sleep(0.3)  # several refresh intervals
+        assert eas.discovery.request_count == count
+
+    def test_stop_aborts_hanging_poll(
+        self, local_eas: Callable[..., LocalEAS],
+        make_discovery: Callable[..., Discovery],
+    ) -> None:
+        eas = local_eas(instances=1, processor="string")
+        discovery = make_discovery(eas, poll_timeout=30.0)
+        discovery.start()
+        count = eas.discovery.request_count
+        eas.discovery.set_fault(Fault.hang(seconds=30.0))
+        # Wait until the refresher sits inside a poll that would last 30 s.
+        assert _wait_until(lambda: eas.discovery.request_count > count)
+        discovery.stop(timeout=10.0)
+        assert not discovery.is_alive
+
+
+def test_process_without_destroy_exits(local_eas: Callable[..., LocalEAS]) -> None:
+    eas = local_eas(instances=1, processor="string")
+    script = textwrap.dedent(f"""
+        import easfast
+        client = easfast.PredictClient({eas.endpoint!r}, "mnist")
+        client.set_endpoint_type(easfast.ENDPOINT_TYPE_DIRECT)
+        client.init()
+        print(client.predict(easfast.StringRequest(b"abc")).response_data)
+    """)
+    completed = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, timeout=30,
+    )
+    assert completed.returncode == 0, completed.stderr.decode()
+    assert completed.stdout.strip() == b"b'cba'"
