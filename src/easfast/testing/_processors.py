@@ -1,4 +1,4 @@
-"""What a simulated instance computes: the token check and the processors.
+"""The computation behind a simulated instance: the token check and the processors.
 
 Processors turn a request body into a response body:
 
@@ -60,6 +60,14 @@ def _core() -> Any:
     return _core
 
 
+def _decode_problem(schema: str, error: Exception) -> str:
+    # The codec's messages usually name the message type already.
+    message = str(error)
+    if "PredictRequest" in message:
+        return message
+    return f"invalid {schema} PredictRequest: {message}"
+
+
 def _image_batch(array: np.ndarray, where: str) -> np.ndarray:
     if array.dtype.kind not in "iuf":
         raise InvalidRequest(
@@ -86,7 +94,7 @@ class TFProcessor:
         try:
             signature_name, inputs, output_filter = core.decode_tf_request(body)
         except (DecodeError, EncodeError) as exc:
-            raise InvalidRequest(f"invalid TF PredictRequest: {exc}") from None
+            raise InvalidRequest(_decode_problem("TensorFlow", exc)) from None
 
         if signature_name not in ("", SIGNATURE_NAME):
             raise InvalidRequest(
@@ -131,7 +139,7 @@ class TorchProcessor:
                 body
             )
         except (DecodeError, EncodeError) as exc:
-            raise InvalidRequest(f"invalid PyTorch PredictRequest: {exc}") from None
+            raise InvalidRequest(_decode_problem("PyTorch", exc)) from None
 
         if inputs and map_inputs:
             raise InvalidRequest(
