@@ -20,7 +20,6 @@ from easfast import (
     ENDPOINT_TYPE_DIRECT,
     Client,
     PredictClient,
-    Retry,
     StringRequest,
     TFRequest,
 )

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
+import time
+from collections.abc import Callable
 
 import pycurl
 import pytest
@@ -21,6 +24,7 @@ from easfast.exceptions import (
     RequestTimeout,
     TransportError,
 )
+from easfast.testing import INSTANCE_HEADER, Fault, LocalEAS, string_response
 
 
 def _closed_port() -> int:
@@ -166,3 +170,132 @@ class TestMultiEngineWithoutServer:
         engine.close()
         with pytest.raises(ClientClosedError):
             engine.add(HTTPRequest("http://127.0.0.1:1/", None), 0, 100)
+
+
+# ------------------------------------------------- against the simulator --
+
+EASFactory = Callable[..., LocalEAS]
+
+
+def _predict_url(eas: LocalEAS, index: int = 0) -> str:
+    return f"http://{eas.instances[index].address}/api/predict/{eas.service_name}"
+
+
+class TestHandlePoolWithServer:
+    def test_body_and_status_returned(self, local_eas: EASFactory) -> None:
+        eas = local_eas(instances=1, processor="string")
+        pool = HandlePool(2)
+        response = pool.perform(HTTPRequest(_predict_url(eas), b"a\0b"), 2000)
+        assert response.status == 200
+        assert response.body == string_response(b"a\0b")
+        assert response.header(INSTANCE_HEADER) == eas.instances[0].address
+        pool.close()
+
+    def test_error_status_is_a_response(self, local_eas: EASFactory) -> None:
+        eas = local_eas(instances=1, processor="string")
+        eas.instances[0].set_fault(Fault.status(503))
+        pool = HandlePool(1)
+        response = pool.perform(HTTPRequest(_predict_url(eas), b"x"), 2000)
+        assert response.status == 503
+        assert b"simulated fault" in response.body
+        pool.close()
+
+    def test_connection_kept_alive(self, local_eas: EASFactory) -> None:
+        eas = local_eas(instances=1, processor="string")
+        pool = HandlePool(4)
+        for _ in range(20):
+            pool.perform(HTTPRequest(_predict_url(eas), b"k"), 2000)
+        assert eas.instances[0].request_count == 20
+        assert eas.instances[0].connection_count == 1
+        pool.close()
+
+    def test_hang_raises_request_timeout(self, local_eas: EASFactory) -> None:
+        eas = local_eas(instances=1, processor="string")
+        eas.instances[0].set_fault(Fault.hang(seconds=3.0))
+        pool = HandlePool(1)
+        with pytest.raises(RequestTimeout) as info:
+            pool.perform(HTTPRequest(_predict_url(eas), b"x"), 200)
+        assert info.value.curl_code == pycurl.E_OPERATION_TIMEDOUT
+        assert info.value.url == _predict_url(eas)
+        pool.close()
+
+    def test_reset_raises_connect_error(self, local_eas: EASFactory) -> None:
+        eas = local_eas(instances=1, processor="string")
+        eas.instances[0].set_fault(Fault.reset())
+        pool = HandlePool(1)
+        with pytest.raises(ConnectError) as info:
+            pool.perform(HTTPRequest(_predict_url(eas), b"x"), 2000)
+        assert info.value.curl_code in (pycurl.E_RECV_ERROR,
+                                        pycurl.E_GOT_NOTHING)
+        pool.close()
+
+    def test_exhausted_pool_times_out(self, local_eas: EASFactory) -> None:
+        eas = local_eas(instances=1, processor="string")
+        eas.instances[0].set_fault(Fault.hang(seconds=2.0, times=1))
+        pool = HandlePool(1)
+        holder = threading.Thread(
+            target=lambda: pool.perform(HTTPRequest(_predict_url(eas), b"h"), 5000))
+        holder.start()
+        try:
+            deadline = time.monotonic() + 10
+            while eas.instances[0].request_count == 0 \
+                    and time.monotonic() < deadline:
+                time.sleep(0.01)
+            with pytest.raises(RequestTimeout, match="no free connection"):
+                pool.perform(HTTPRequest(_predict_url(eas), b"x"), 100)
+        finally:
+            holder.join(10)
+            pool.close()
+
+    def test_abort_event_stops_transfer(self, local_eas: EASFactory) -> None:
+        eas = local_eas(instances=1, processor="string")
+        eas.instances[0].set_fault(Fault.hang(seconds=30.0))
+        abort = threading.Event()
+        pool = HandlePool(1, abort_event=abort)
+        timer = threading.Timer(0.2, abort.set)
+        timer.start()
+        with pytest.raises(TransportError) as info:
+            pool.perform(HTTPRequest(_predict_url(eas), b"x"), 20000)
+        assert info.value.curl_code == pycurl.E_ABORTED_BY_CALLBACK
+        timer.join()
+        pool.close()
+
+
+class TestMultiEngineWithServer:
+    def test_mixed_outcomes_keep_their_tags(self, local_eas: EASFactory) -> None:
+        eas = local_eas(instances=2, processor="string")
+        eas.instances[1].set_fault(Fault.status(500))
+        engine: MultiEngine[str] = MultiEngine()
+        engine.add(HTTPRequest(_predict_url(eas, 0), b"ok"), "ok", 2000)
+        engine.add(HTTPRequest(_predict_url(eas, 1), b"5xx"), "5xx", 2000)
+        dead = f"http://127.0.0.1:{_closed_port()}/"
+        engine.add(HTTPRequest(dead, b"x"), "dead", 2000)
+        outcomes: dict[str, object] = {}
+        for _ in range(100):
+            for tag, outcome in engine.wait(0.5):
+                outcomes[tag] = outcome
+            if not len(engine):
+                break
+        ok, error_status, dead_outcome = (outcomes["ok"], outcomes["5xx"],
+                                          outcomes["dead"])
+        assert isinstance(ok, HTTPResponse) and ok.body == b"ko"
+        assert isinstance(error_status, HTTPResponse)
+        assert error_status.status == 500
+        assert isinstance(dead_outcome, ConnectError)
+        engine.close()
+
+    def test_connections_reused_across_rounds(self, local_eas: EASFactory) -> None:
+        eas = local_eas(instances=1, processor="string")
+        engine: MultiEngine[int] = MultiEngine()
+        for round_number in range(5):
+            for tag in range(4):
+                engine.add(HTTPRequest(_predict_url(eas), b"r"), tag, 2000)
+            finished = 0
+            for _ in range(100):
+                finished += len(engine.wait(0.5))
+                if finished == 4:
+                    break
+            assert finished == 4, round_number
+        assert eas.instances[0].request_count == 20
+        assert eas.instances[0].connection_count <= 4
+        engine.close()

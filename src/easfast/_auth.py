@@ -25,7 +25,7 @@ def signature(
     token: str, body_md5: str, content_type: str, date: str, resource: str
 ) -> str:
     """Return the ``Authorization`` value ``EAS <base64 HMAC-SHA1>``."""
-    message = "\n".join(("POST", body_md5, content_type, date, resource))
+    message = f"POST\n{body_md5}\n{content_type}\n{date}\n{resource}"
     digest = hmac.new(
         token.encode("utf-8"), message.encode("utf-8"), hashlib.sha1
     ).digest()

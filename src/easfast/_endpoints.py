@@ -14,7 +14,7 @@ Three ways to reach a service:
 from __future__ import annotations
 
 import os
-from typing import Container, Mapping
+from collections.abc import Container, Mapping
 
 from ._core import Endpoint, SmoothWeightedRoundRobin
 from .exceptions import ConfigurationError

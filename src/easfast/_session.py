@@ -25,8 +25,9 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
-from typing import Mapping, Sequence, Union
+from typing import Union
 
 from ._auth import auth_headers
 from ._endpoints import DirectRoute, FixedRoute
@@ -252,8 +253,15 @@ def _header_lines(
 class _Call:
     # The state of one call across its attempts.
 
-    __slots__ = ("session", "body", "headers", "retry", "tried", "address",
-                 "request")
+    __slots__ = (
+        "address",
+        "body",
+        "headers",
+        "request",
+        "retry",
+        "session",
+        "tried",
+    )
 
     def __init__(self, session: Session, body: bytes) -> None:
         self.session = session
@@ -421,9 +429,9 @@ class _Dispatcher:
                     else:
                         start(key)
                 self._drain_wake()
-        except BaseException as exc:  # pragma: no cover - defensive
-            log.error("dispatcher of service %s stopped: %s",
-                      session.service_name, exc, exc_info=True)
+        except BaseException:  # pragma: no cover - defensive
+            log.exception("dispatcher of service %s stopped",
+                          session.service_name)
             raise
         finally:
             self._stopping = True

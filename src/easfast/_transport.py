@@ -24,7 +24,8 @@ import os
 import select
 import threading
 import time
-from typing import Generic, Sequence, TypeVar
+from collections.abc import Sequence
+from typing import Generic, TypeVar
 
 import pycurl
 
@@ -108,7 +109,7 @@ def map_curl_error(code: int, message: str, url: str) -> TransportError:
 class HTTPRequest:
     """One HTTP exchange to perform: ``body`` None means GET, else POST."""
 
-    __slots__ = ("url", "body", "headers")
+    __slots__ = ("body", "headers", "url")
 
     def __init__(
         self, url: str, body: bytes | None, headers: Sequence[str] = ()
@@ -125,7 +126,7 @@ class HTTPRequest:
 class HTTPResponse:
     """Status, raw header block and body of one completed exchange."""
 
-    __slots__ = ("status", "body", "raw_headers", "url")
+    __slots__ = ("body", "raw_headers", "status", "url")
 
     def __init__(self, status: int, body: bytes, raw_headers: bytes, url: str):
         self.status = status
@@ -155,7 +156,7 @@ class _Easy:
     # The write callbacks are list.append, so receiving a chunk costs one C
     # call and no Python frame.
 
-    __slots__ = ("curl", "chunks", "header_lines", "request")
+    __slots__ = ("chunks", "curl", "header_lines", "request")
 
     def __init__(
         self, maxconnects: int, abort_event: threading.Event | None = None

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,10 +25,12 @@ from ._endpoints import (
     DirectRoute,
     FixedRoute,
     check_service_name,
-    custom_url as normalize_custom_url,
     gateway_url,
     parse_endpoint_type,
     predict_path,
+)
+from ._endpoints import (
+    custom_url as normalize_custom_url,
 )
 from ._session import Session
 from .discovery import (
@@ -46,12 +49,15 @@ from .exceptions import (
 from .requests import Request
 from .retry import DEFAULT_ATTEMPTS, Retry, RetryValue
 
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
 __all__ = [
-    "Client",
-    "PredictClient",
     "ENDPOINT_TYPE_DEFAULT",
     "ENDPOINT_TYPE_DIRECT",
     "ENDPOINT_TYPE_VIPSERVER",
+    "Client",
+    "PredictClient",
 ]
 
 log = logging.getLogger(__name__)
@@ -85,7 +91,7 @@ def _positive_seconds(name: str, value: object) -> float:
 
 
 def _timeout_ms(name: str, seconds: float) -> int:
-    milliseconds = int(round(seconds * 1000))
+    milliseconds = round(seconds * 1000)
     if milliseconds < 1:
         raise ConfigurationError(
             f"{name} of {seconds!r} s is below curl's 1 ms resolution"
@@ -280,13 +286,13 @@ class Client:
             max_connections=_positive_int("max_connections", max_connections),
             content_type=content_type,
             headers=_header_map(headers),
-            discovery_options=dict(
-                init_timeout=discovery_init_timeout,
-                refresh_interval=discovery_interval,
-                refresh_jitter=DEFAULT_REFRESH_JITTER,
-                poll_timeout=discovery_poll_timeout,
-                url_form=discovery_url_form,
-            ),
+            discovery_options={
+                "init_timeout": discovery_init_timeout,
+                "refresh_interval": discovery_interval,
+                "refresh_jitter": DEFAULT_REFRESH_JITTER,
+                "poll_timeout": discovery_poll_timeout,
+                "url_form": discovery_url_form,
+            },
         )
 
     # -- calls --
@@ -415,7 +421,7 @@ class Client:
         """Stop the discovery refresher and close every connection."""
         self._session.close()
 
-    def __enter__(self) -> Client:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -465,7 +471,7 @@ class PredictClient:
         self.custom_url = custom_url
         self.endpoint_type = ENDPOINT_TYPE_DEFAULT
         self.token = ""
-        self.timeout = DEFAULT_TIMEOUT_MS
+        self.timeout: float = DEFAULT_TIMEOUT_MS
         self.retry_count = DEFAULT_ATTEMPTS
         self.max_connection_count = DEFAULT_MAX_CONNECTIONS
         self.content_type = ""
@@ -510,7 +516,7 @@ class PredictClient:
         """Set how many connections may be used at the same time."""
         self.max_connection_count = _positive_int("max connection count", count)
 
-    def set_timeout(self, timeout: int | float) -> None:
+    def set_timeout(self, timeout: float) -> None:
         """Set the timeout of one attempt, in milliseconds."""
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) \
                 or not math.isfinite(timeout) or timeout < 1:
@@ -548,13 +554,13 @@ class PredictClient:
             max_connections=self.max_connection_count,
             content_type=self.content_type or None,
             headers=dict(self.headers),
-            discovery_options=dict(
-                init_timeout=DEFAULT_INIT_TIMEOUT,
-                refresh_interval=DEFAULT_REFRESH_INTERVAL,
-                refresh_jitter=DEFAULT_REFRESH_JITTER,
-                poll_timeout=DEFAULT_POLL_TIMEOUT,
-                url_form=URL_FORM_AUTO,
-            ),
+            discovery_options={
+                "init_timeout": DEFAULT_INIT_TIMEOUT,
+                "refresh_interval": DEFAULT_REFRESH_INTERVAL,
+                "refresh_jitter": DEFAULT_REFRESH_JITTER,
+                "poll_timeout": DEFAULT_POLL_TIMEOUT,
+                "url_form": URL_FORM_AUTO,
+            },
         )
 
     def predict(self, req: Request) -> Any:

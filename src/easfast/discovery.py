@@ -33,7 +33,8 @@ import os
 import random
 import threading
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ._core import Endpoint, EndpointSnapshot, SmoothWeightedRoundRobin
 from ._endpoints import split_endpoint

@@ -24,8 +24,8 @@ Differences from ``eas_prediction`` 0.36, all deliberate:
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
-from typing import Any, Iterator, Sequence, Union
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Union
 
 import numpy as np
 
@@ -82,7 +82,7 @@ class Request(abc.ABC):
         """Return the response object for the body ``response_data``."""
 
 
-class Response(abc.ABC):  # noqa: B024 - kept as the official SDK's base name
+class Response(abc.ABC):
     """Base of every response."""
 
 
@@ -132,7 +132,10 @@ class StringResponse(Response):
 def _convert(content: Content, code: int, shape: Sequence[int], what: str) -> Tensor:
     # Turn a feed into (code, array of the code's dtype and of ``shape``).
     dims = _check_shape(shape, what)
-    dtype = _core.numpy_dtype(code)
+    try:
+        dtype = _core.numpy_dtype(code)
+    except EncodeError as exc:
+        raise EncodeError(f"{what}: {exc}") from None
     if dtype.kind == "O":
         array = _string_array(content, what)
     else:

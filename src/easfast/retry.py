@@ -22,9 +22,11 @@ before anything was sent.
 
 from __future__ import annotations
 
+import math
 import random
 import time
-from typing import Any, Callable, Collection, NamedTuple, Union
+from collections.abc import Collection
+from typing import Any, Callable, NamedTuple, Union
 
 from ._transport import CLIENT_SIDE_CURL_CODES
 from .exceptions import (
@@ -134,18 +136,18 @@ class Retry:
 
     def new(self, **changes: Any) -> Retry:
         """Return a copy with the given parameters changed."""
-        params: dict[str, Any] = dict(
-            attempts=self.attempts,
-            connect=self.connect,
-            read=self.read,
-            status=self.status,
-            backoff_factor=self.backoff_factor,
-            backoff_max=self.backoff_max,
-            backoff_jitter=self.backoff_jitter,
-            status_forcelist=self.status_forcelist,
-            sleep=self.sleep,
-            history=self.history,
-        )
+        params: dict[str, Any] = {
+            "attempts": self.attempts,
+            "connect": self.connect,
+            "read": self.read,
+            "status": self.status,
+            "backoff_factor": self.backoff_factor,
+            "backoff_max": self.backoff_max,
+            "backoff_jitter": self.backoff_jitter,
+            "status_forcelist": self.status_forcelist,
+            "sleep": self.sleep,
+            "history": self.history,
+        }
         params.update(changes)
         return type(self)(**params)
 
@@ -204,7 +206,7 @@ class Retry:
         failures = len(self.history)
         if failures <= 1 or self.backoff_factor == 0:
             return 0.0
-        delay = self.backoff_factor * (2 ** min(failures - 2, 64))
+        delay = math.ldexp(self.backoff_factor, min(failures - 2, 64))
         if self.backoff_jitter:
             delay += random.uniform(0, self.backoff_jitter)
         return min(delay, self.backoff_max)

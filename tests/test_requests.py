@@ -1,0 +1,243 @@
+"""Tests of the request and response classes (codec round trips, no network)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from easfast import (
+    DecodeError,
+    EncodeError,
+    OutputNotFoundError,
+    PredictException,
+    StringRequest,
+    StringResponse,
+    TFRequest,
+    TFResponse,
+    TorchRequest,
+    TorchResponse,
+    _core,
+)
+
+
+class TestStringRequest:
+    def test_str_is_utf8_encoded(self) -> None:
+        assert StringRequest("é€").to_string() == "é€".encode()
+
+    def test_bytes_kept_with_nul(self) -> None:
+        assert StringRequest(b"\0a\0").to_string() == b"\0a\0"
+
+    def test_none_is_empty_body(self) -> None:
+        assert StringRequest().to_string() == b""
+
+    def test_response_keeps_bytes(self) -> None:
+        response = StringRequest(b"x").parse_response(b"\xff\0ok")
+        assert isinstance(response, StringResponse)
+        assert response.response_data == b"\xff\0ok"
+        assert str(response) == "\ufffd\0ok"
+
+
+class TestTFRequestFeeds:
+    @pytest.mark.parametrize("content", [
+        [0.5, 1.5, 2.5, 3.5],
+        (0.5, 1.5, 2.5, 3.5),
+        np.array([[0.5, 1.5], [2.5, 3.5]], dtype=np.float64),
+        np.array([0.5, 1.5, 2.5, 3.5], dtype=np.float32),
+    ], ids=["list", "tuple", "float64-2d", "float32"])
+    def test_content_forms_encode_alike(self, content: object) -> None:
+        request = TFRequest("sig")
+        request.add_feed("x", [2, 2], TFRequest.DT_FLOAT, content)
+        signature, inputs, fetch = _core.decode_tf_request(request.to_string())
+        assert signature == "sig"
+        assert fetch == []
+        assert inputs["x"].dtype == np.float32
+        np.testing.assert_array_equal(
+            inputs["x"], np.array([[0.5, 1.5], [2.5, 3.5]], dtype=np.float32))
+
+    @pytest.mark.parametrize("code, dtype, values", [
+        (TFRequest.DT_DOUBLE, np.float64, [1.25, -2.5]),
+        (TFRequest.DT_INT8, np.int8, [-128, 127]),
+        (TFRequest.DT_INT16, np.int16, [-3, 3]),
+        (TFRequest.DT_INT32, np.int32, [-(2**31), 2**31 - 1]),
+        (TFRequest.DT_INT64, np.int64, [-(2**63), 2**63 - 1]),
+        (TFRequest.DT_UINT8, np.uint8, [0, 255]),
+        (TFRequest.DT_UINT16, np.uint16, [0, 65535]),
+        (TFRequest.DT_QINT8, np.int8, [-1, 1]),
+        (TFRequest.DT_BOOL, np.bool_, [True, False]),
+    ], ids=["double", "int8", "int16", "int32", "int64", "uint8", "uint16",
+            "qint8", "bool"])
+    def test_dtype_codes_round_trip(self, code: int, dtype: type,
+                                    values: list) -> None:
+        request = TFRequest()
+        request.add_feed("v", [2], code, values)
+        _, inputs, _ = _core.decode_tf_request(request.to_string())
+        assert inputs["v"].dtype == np.dtype(dtype)
+        assert inputs["v"].tolist() == values
+
+    def test_strings_encode_as_bytes(self) -> None:
+        request = TFRequest()
+        request.add_feed("s", [2], TFRequest.DT_STRING, ["é", b"\0b"])
+        _, inputs, _ = _core.decode_tf_request(request.to_string())
+        assert inputs["s"].tolist() == ["é".encode(), b"\0b"]
+
+    def test_fetch_and_signature_sent(self) -> None:
+        request = TFRequest()
+        request.set_signature_name("predict_images")
+        request.add_feed("x", [1], TFRequest.DT_INT32, [1])
+        request.add_fetch("scores")
+        request.add_fetch("classes")
+        signature, _, fetch = _core.decode_tf_request(request.to_string())
+        assert signature == "predict_images"
+        assert fetch == ["scores", "classes"]
+
+    def test_body_encoded_once_and_invalidated(self) -> None:
+        request = TFRequest()
+        request.add_feed("x", [1], TFRequest.DT_INT32, [1])
+        body = request.to_string()
+        assert request.to_string() is body
+        request.add_feed("x", [1], TFRequest.DT_INT32, [2])
+        assert request.to_string() is not body
+        _, inputs, _ = _core.decode_tf_request(request.to_string())
+        assert inputs["x"].tolist() == [2]
+
+    def test_count_mismatch_shows_both(self) -> None:
+        request = TFRequest()
+        with pytest.raises(EncodeError, match=r"shape \[2, 3\] needs 6 values "
+                           r"but the content has 5"):
+            request.add_feed("x", [2, 3], TFRequest.DT_FLOAT, [1.0] * 5)
+
+    @pytest.mark.parametrize("code, content, match", [
+        (TFRequest.DT_INT32, [1.5], "needs integers"),
+        (TFRequest.DT_UINT8, [256], "do not fit"),
+        (TFRequest.DT_INT8, np.array([-129], dtype=np.int64), "do not fit"),
+        (TFRequest.DT_BOOL, [2], "DT_BOOL"),
+        (TFRequest.DT_FLOAT, ["a"], "needs numbers"),
+        (TFRequest.DT_STRING, [1], "str or bytes"),
+        (TFRequest.DT_FLOAT, [[1.0], [2.0, 3.0]], "rectangular"),
+        (TFRequest.DT_HALF, [1.0], "DT_HALF"),
+        (99, [1.0], "99"),
+    ], ids=["float-into-int", "uint8-overflow", "int8-underflow", "bool-2",
+            "str-into-float", "int-into-string", "ragged", "half", "unknown"])
+    def test_bad_content_raises_encode_error(self, code: int, content: object,
+                                             match: str) -> None:
+        with pytest.raises(EncodeError, match=match) as info:
+            TFRequest().add_feed("feed", [1], code, content)
+        assert "'feed'" in str(info.value)
+        assert isinstance(info.value, PredictException)
+        assert info.value.code == 400
+
+    @pytest.mark.parametrize("shape", [[-1], [1.5], "12", [True]],
+                             ids=["negative", "float", "str", "bool"])
+    def test_bad_shape_raises_encode_error(self, shape: object) -> None:
+        with pytest.raises(EncodeError, match="shape"):
+            TFRequest().add_feed("x", shape, TFRequest.DT_FLOAT, [1.0])
+
+
+class TestTFResponse:
+    def _response(self) -> TFResponse:
+        body = _core.encode_tf_response({
+            "scores": np.arange(6, dtype=np.float32).reshape(2, 3),
+            "classes": np.array([2, 1], dtype=np.int64),
+        })
+        return TFRequest().parse_response(body)
+
+    def test_get_values_flat(self) -> None:
+        values = self._response().get_values("scores")
+        assert values.shape == (6,)
+        assert values.tolist() == [0, 1, 2, 3, 4, 5]
+
+    def test_get_tensor_shape_list_of_ints(self) -> None:
+        shape = self._response().get_tensor_shape("scores")
+        assert shape == [2, 3]
+        assert all(type(dim) is int for dim in shape)
+
+    def test_mapping_gives_shaped_arrays(self) -> None:
+        response = self._response()
+        assert set(response) == {"scores", "classes"}
+        assert len(response) == 2
+        assert response["scores"].shape == (2, 3)
+        assert "classes" in response
+        assert "missing" not in response
+        assert response.get("missing") is None
+        assert dict(response).keys() == {"scores", "classes"}
+
+    def test_unknown_output_lists_available(self) -> None:
+        with pytest.raises(OutputNotFoundError, match="'classes', 'scores'|"
+                           "'scores', 'classes'") as info:
+            self._response().get_values("probabilities")
+        assert info.value.name == "probabilities"
+        assert sorted(info.value.available) == ["classes", "scores"]
+        assert isinstance(info.value, KeyError)
+        assert isinstance(info.value, PredictException)
+
+    def test_garbage_body_raises_decode_error(self) -> None:
+        with pytest.raises(DecodeError):
+            TFRequest().parse_response(b"\x0f\xff\xfe not protobuf")
+
+
+class TestTorchRequest:
+    def test_inputs_map_inputs_and_fetch(self) -> None:
+        request = TorchRequest()
+        request.add_feed(1, [2], TorchRequest.DT_INT64, [5, 6])
+        request.add_feed(0, [1, 2], TorchRequest.DT_FLOAT, [0.5, 1.5])
+        request.add_feed_map("images", [1], TorchRequest.DT_DOUBLE, [2.5])
+        request.add_fetch(1)
+        request.set_debug_level(2)
+        inputs, map_inputs, fetch, debug = _core.decode_torch_request(
+            request.to_string())
+        assert [a.tolist() for a in inputs] == [[[0.5, 1.5]], [5, 6]]
+        assert map_inputs["images"].tolist() == [2.5]
+        assert fetch == [1]
+        assert debug == 2
+
+    def test_gap_in_positional_inputs_raises(self) -> None:
+        request = TorchRequest()
+        request.add_feed(1, [1], TorchRequest.DT_FLOAT, [1.0])
+        with pytest.raises(EncodeError, match=r"\[0\] are missing"):
+            request.to_string()
+
+    def test_snappy_flag_without_package_raises(self) -> None:
+        request = TorchRequest(flag=True)
+        request.add_feed(0, [1], TorchRequest.DT_FLOAT, [1.0])
+        try:
+            import snappy  # type: ignore[import-not-found]  # noqa: F401
+        except ImportError:
+            with pytest.raises(EncodeError, match="python-snappy"):
+                request.to_string()
+        else:  # pragma: no cover - only with python-snappy installed
+            assert request.to_string()
+
+    def test_bad_index_raises(self) -> None:
+        with pytest.raises(EncodeError, match="index"):
+            TorchRequest().add_feed(-1, [1], TorchRequest.DT_FLOAT, [1.0])
+        with pytest.raises(EncodeError, match="name"):
+            TorchRequest().add_feed_map(3, [1], TorchRequest.DT_FLOAT,  # type: ignore[arg-type]
+                                        [1.0])
+
+
+class TestTorchResponse:
+    def _response(self) -> TorchResponse:
+        body = _core.encode_torch_response(
+            [np.arange(4, dtype=np.float32).reshape(2, 2),
+             np.array([7], dtype=np.int64)],
+            {"scores": np.array([[0.25, 0.75]], dtype=np.float64)},
+        )
+        return TorchRequest().parse_response(body)
+
+    def test_positional_outputs(self) -> None:
+        response = self._response()
+        assert response.get_tensor_shape(0) == [2, 2]
+        assert response.get_values(0).tolist() == [0, 1, 2, 3]
+        assert response.get_values(1).tolist() == [7]
+
+    def test_map_outputs(self) -> None:
+        response = self._response()
+        assert response.get_tensor_shape_map("scores") == [1, 2]
+        assert response.get_values_map("scores").tolist() == [0.25, 0.75]
+
+    def test_unknown_outputs_list_available(self) -> None:
+        response = self._response()
+        with pytest.raises(OutputNotFoundError, match="0, 1"):
+            response.get_values(2)
+        with pytest.raises(OutputNotFoundError, match="'scores'"):
+            response.get_values_map("classes")
