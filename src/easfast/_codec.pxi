@@ -389,8 +389,11 @@ cdef class _Tensor:
             PyBuffer_Release(&self.view)
 
 
+# Resolving a tensor only chooses its DT_* code and checks that its values can
+# be sent. Casts and layout changes happen later in _make_tensor, after the
+# message size check, and in one copy at most.
 cdef tuple _resolve(str role, object name, object tensor, bint convert, bint torch):
-    """Return ``(code, array)`` for a tensor argument, applying ``convert``."""
+    """Return ``(code, array)`` for a tensor argument."""
     cdef object forced = None
     if type(tensor) is tuple:
         if len(tensor) != 2:
@@ -420,7 +423,6 @@ cdef tuple _resolve(str role, object name, object tensor, bint convert, bint tor
                 "convert=True"
             )
         code = DT_UINT8
-        array = array.astype(np.uint8)
     return code, array
 
 
@@ -435,9 +437,9 @@ cdef tuple _infer_code(str role, object name, object array, bint convert):
     if convert:
         # The stated conversions: exact, or checked value by value.
         if key == ("f", 2) or dt.name == "bfloat16":
-            return DT_FLOAT, array.astype(np.float32)
+            return DT_FLOAT, array
         if key == ("u", 4):
-            return DT_INT64, array.astype(np.int64)
+            return DT_INT64, array
         if key == ("u", 8):
             if array.size and int(array.max()) > _INT64_MAX:
                 raise EncodeError(
@@ -446,7 +448,7 @@ cdef tuple _infer_code(str role, object name, object array, bint convert):
                     "DT_INT64; send it as DT_DOUBLE with arr.astype(np.float64) "
                     "if rounding is acceptable"
                 )
-            return DT_INT64, array.astype(np.int64)
+            return DT_INT64, array
     raise EncodeError(_unsupported_dtype_message(_label(role, name), dt))
 
 
@@ -473,7 +475,7 @@ cdef tuple _check_forced_code(str role, object name, object code, object array):
     if (dt.kind, dt.itemsize) == (target.kind, target.itemsize):
         return code, array
     if np.can_cast(dt, target, "safe"):
-        return code, array.astype(target)
+        return code, array
     raise EncodeError(
         f"{_label(role, name)} has dtype {dt} but {_code_name(code)} needs "
         f"{target}; cast with arr.astype(np.{target})"
@@ -510,30 +512,34 @@ cdef list _string_values(str role, object name, object array):
         return items
     cdef list values = []
     for index, item in enumerate(items):
-        if isinstance(item, bytes):
+        if type(item) is bytes:
             values.append(item)
+        elif isinstance(item, bytes):
+            values.append(bytes(item))
         elif isinstance(item, str):
             try:
                 values.append((<str>item).encode("utf-8"))
             except UnicodeEncodeError as exc:
                 raise EncodeError(
-                    f"{_label(role, name)} element "
-                    f"{np.unravel_index(index, array.shape)} is not valid "
-                    f"Unicode ({exc.reason}); pass it as bytes"
+                    f"{_label(role, name)} element {_position(index, array)} "
+                    f"is not valid Unicode ({exc.reason}); pass it as bytes"
                 ) from exc
         else:
             raise EncodeError(
-                f"{_label(role, name)} element "
-                f"{np.unravel_index(index, array.shape)} is "
+                f"{_label(role, name)} element {_position(index, array)} is "
                 f"{type(item).__name__}; a string tensor needs bytes or str "
                 "elements"
             )
     return values
 
 
+cdef tuple _position(Py_ssize_t index, object array):
+    """Return the index tuple of flat C-order position ``index``."""
+    return tuple([int(i) for i in np.unravel_index(index, array.shape)])
+
+
 cdef _Tensor _make_tensor(str role, object name, int code, object array, bint torch):
     cdef _Tensor t = _Tensor.__new__(_Tensor)
-    cdef Py_ssize_t n
     cdef bytes value
 
     t.code = code
@@ -545,9 +551,7 @@ cdef _Tensor _make_tensor(str role, object name, int code, object array, bint to
     elif t.field == _DOUBLE_FIELD:
         array = np.asarray(array, dtype=_FLOAT64_LE, order="C")
     elif t.field != _STRING_FIELD:
-        dt = array.dtype
-        if not dt.isnative:
-            dt = dt.newbyteorder("=")
+        dt = _CODE_DTYPES[code]
         array = np.asarray(array, dtype=dt, order="C")
         t.elem = _KIND_ELEMS[(dt.kind, dt.itemsize)]
     t.array = array
