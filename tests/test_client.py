@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import os
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -140,6 +141,19 @@ class TestDirectChannel:
             assert client.predict_raw(b"ab") == b"ba"
         assert failing.request_count == 3  # every other call starts there
         assert healthy.request_count == 6
+
+    def test_retry_skips_instances_already_tried(
+        self, local_eas: EASFactory, make_client: Callable[..., Client]
+    ) -> None:
+        # Weights 5:1 make the round robin pick the heavy instance twice in
+        # a row, so only the exclusion of tried instances saves each call.
+        eas = local_eas(instances=2, weights=[5, 1], processor="string")
+        client = make_client(eas, retry=2)
+        heavy, light = eas.instances
+        heavy.set_fault(Fault.status(503))
+        for _ in range(6):
+            assert client.predict_raw(b"ab") == b"ba"
+        assert light.request_count == 6
 
     def test_4xx_raised_without_retry(
         self, local_eas: EASFactory, make_client: Callable[..., Client]
@@ -556,6 +570,31 @@ class TestSubmit:
         scores, classes = digit_model.predict(images)
         np.testing.assert_array_equal(result["classes"], classes)
         np.testing.assert_allclose(result["scores"], scores, rtol=1e-5)
+
+
+class TestFork:
+    @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+    def test_forked_child_predicts_and_refreshes(
+        self, local_eas: EASFactory, make_client: Callable[..., Client]
+    ) -> None:
+        eas = local_eas(instances=2, processor="string")
+        client = make_client(eas)
+        assert client.predict_raw(b"parent") == b"tnerap"
+        discovery = client._session.discovery
+        assert discovery is not None
+
+        pid = os.fork()
+        if pid == 0:  # child: exit 0 only if both checks hold
+            status = 1
+            try:
+                ok = client.predict_raw(b"child") == b"dlihc"
+                if ok and discovery.is_alive:
+                    status = 0
+            finally:
+                os._exit(status)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert client.predict_raw(b"again") == b"niaga"
 
 
 class TestLifecycle:

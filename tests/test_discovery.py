@@ -187,6 +187,25 @@ class TestFirstSync:
         assert eas.discovery.last_target == (
             "/exported/apis/eas.alibaba-inc.k8s.io/v1/upstreams/mnist")
 
+    def test_auto_falls_back_to_exported_form_on_404(
+        self, local_eas: Callable[..., LocalEAS],
+        make_discovery: Callable[..., Discovery],
+    ) -> None:
+        eas = local_eas(instances=1, processor="string")
+        discovery = make_discovery(eas)
+        # Point the first form at an instance, which returns 404 there.
+        discovery.urls[URL_FORM_SERVICEDISCOVERY] = (
+            f"http://{eas.instances[0].address}/api/v1/servicediscovery/"
+            "upstreams/mnist")
+        selector = discovery.start()
+        assert len(selector.snapshot) == 1
+        assert discovery.url == discovery.urls[URL_FORM_EXPORTED]
+        assert eas.instances[0].request_count == 0  # 404s are not predicts
+        count = eas.discovery.request_count
+        assert _wait_until(lambda: eas.discovery.request_count >= count + 2)
+        assert eas.discovery.last_target == (
+            "/exported/apis/eas.alibaba-inc.k8s.io/v1/upstreams/mnist")
+
     def test_both_forms_404_names_both_urls(
         self, local_eas: Callable[..., LocalEAS],
         make_discovery: Callable[..., Discovery],

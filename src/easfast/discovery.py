@@ -344,6 +344,8 @@ class Discovery:
                     self._note_failure(str(exc))
                 continue
             except Exception as exc:  # log it and keep refreshing
+                if stop.is_set():
+                    return
                 log.debug("discovery refresh raised", exc_info=True)
                 self._note_failure(f"{type(exc).__name__}: {exc}")
                 continue
