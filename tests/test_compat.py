@@ -1,8 +1,8 @@
 """A program written for eas_prediction 0.36, with only its import changed.
 
-The functions below are the SDK's documented usage, line for line the way
-its users write it; the tests run them against the local simulator and
-check the answers against the model evaluated here.
+The functions below follow the SDK's documented usage, written the way its
+users write it. The tests run them against the local simulator and check
+the outputs against the model evaluated here.
 """
 
 from __future__ import annotations

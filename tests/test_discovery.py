@@ -211,7 +211,7 @@ class TestFirstSync:
         make_discovery: Callable[..., Discovery],
     ) -> None:
         eas = local_eas(instances=1, processor="string")
-        # An instance answers 404 on every path but its predict path.
+        # An instance returns 404 on every path but its predict path.
         discovery = Discovery(eas.instances[0].address, "mnist",
                               init_timeout=0.5, poll_timeout=0.3)
         try:

@@ -2,9 +2,9 @@
 
 A ``Session`` owns the route to the service (a fixed URL or the discovery
 refresher and its selector), the handle pool, the retry policy and the
-header set. ``call()`` sends one body and returns the response body;
+header set. ``call()`` sends one body and returns the response body.
 ``call_many()`` keeps many bodies in flight from one thread over a curl multi
-handle; ``submit()`` hands a body to a background thread and returns a
+handle. ``submit()`` hands a body to a background thread and returns a
 ``concurrent.futures.Future``.
 
 One call, step by step: the body's headers (and token signature) are

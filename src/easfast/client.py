@@ -446,13 +446,14 @@ def _finish_many(results: list[Any], return_exceptions: bool) -> list[Any]:
 class PredictClient:
     """The official SDK's client: configure with setters, then ``init()``.
 
-    ``PredictClient(endpoint, service_name, custom_url='')``; then any of
-    ``set_endpoint_type``, ``set_token``, ``set_timeout`` (milliseconds),
-    ``set_retry_count`` (attempts in total), ``set_max_connection_count``,
-    ``set_content_type``, ``add_extra_headers``; then ``init()``, which for
-    the direct type fetches the instance list (``DiscoveryError`` if none
-    arrives within 5 s) and starts refreshing it every 3 s. ``predict(req)``
-    sends ``req.to_string()`` and returns ``req.parse_response(body)``.
+    Create it as ``PredictClient(endpoint, service_name, custom_url='')``
+    and call any of ``set_endpoint_type``, ``set_token``, ``set_timeout``
+    (milliseconds), ``set_retry_count`` (attempts in total),
+    ``set_max_connection_count``, ``set_content_type`` and
+    ``add_extra_headers``. Then call ``init()``. For the direct type it
+    fetches the instance list (``DiscoveryError`` if none arrives within
+    5 s) and starts refreshing it every 3 s. ``predict(req)`` sends
+    ``req.to_string()`` and returns ``req.parse_response(body)``.
     ``destroy()`` stops the refresher and closes the connections.
 
     Differences from ``eas_prediction`` 0.36: settings are checked when set

@@ -1,9 +1,9 @@
 """Request and response classes with the official SDK's names and methods.
 
 ``StringRequest`` sends bytes as they are. ``TFRequest`` and ``TorchRequest``
-collect numpy arrays and encode them once, in ``to_string()``, with the
-compiled codec; ``PredictClient.predict`` calls ``to_string()`` once per call
-and reuses the body across retries. Responses decode in ``parse_response``,
+collect numpy arrays and encode them with the compiled codec in
+``to_string()``, which caches the body. ``PredictClient.predict`` calls
+``to_string()`` once per call and reuses the body across retries. Responses decode in ``parse_response``,
 so a 200 whose body is not a valid message raises ``DecodeError`` from
 ``predict`` (and is not retried, because the server did respond).
 
@@ -113,7 +113,7 @@ class StringRequest(Request):
 
 
 class StringResponse(Response):
-    """A response body; ``response_data`` holds the bytes received."""
+    """A response body; ``response_data`` contains the bytes received."""
 
     def __init__(self, response_data: bytes | None = None):
         self.response_data = b"" if response_data is None else response_data
@@ -322,8 +322,8 @@ class TFRequest(Request):
 class TFResponse(Response, Mapping[str, np.ndarray]):
     """The outputs of a TensorFlow PredictResponse.
 
-    ``response[name]`` is the output as a numpy array of its shape;
-    ``get_values(name)`` is the same data flat (one dimension) and
+    ``response[name]`` is the output as a numpy array of its shape.
+    ``get_values(name)`` returns the same data flat (one dimension), and
     ``get_tensor_shape(name)`` its shape as a list. Float outputs are
     read-only views on the response body.
     """
@@ -378,7 +378,7 @@ class TorchRequest(Request):
     DT_INT64 = DT_INT64
 
     def __init__(self, flag: bool = False) -> None:
-        # flag=True asks for a snappy-compressed body, as in the official SDK.
+        # flag=True requests a snappy-compressed body, as in the official SDK.
         self.flag = flag
         self.inputs: dict[int, Tensor] = {}
         self.map_inputs: dict[str, Tensor] = {}
