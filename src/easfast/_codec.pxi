@@ -929,10 +929,11 @@ cdef inline Py_ssize_t _read_length(
 ) except -1:
     """Read a length prefix; return where the payload starts, set its ``stop``."""
     cdef uint64_t length
+    cdef Py_ssize_t start = pos
     pos = _read_varint(buf, pos, end, &length)
     if length > <uint64_t>(end - pos):
         raise DecodeError(
-            f"length {length} at byte {pos} runs past the end of its "
+            f"length {length} at byte {start} runs past the end of its "
             f"message at byte {end}"
         )
     stop[0] = pos + <Py_ssize_t>length
