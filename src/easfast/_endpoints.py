@@ -167,5 +167,8 @@ class DirectRoute:
 
     def pick(self, exclude: Container[str] | None = None) -> tuple[str, str]:
         """Return ``(address, url)`` of the next attempt."""
+        # TODO: failing instances are not ejected. An instance that discovery
+        # still lists after it died gets its share of first attempts, and
+        # each costs one failed connection before the retry goes elsewhere.
         endpoint = self.selector.pick(exclude)
         return endpoint.address, self.url_of(endpoint)
