@@ -454,9 +454,13 @@ class HTTPServer:
         try:
             await self._serve_requests(reader, writer)
         except BadRequest as exc:
+            log.debug(
+                "%s %s: bad request, %d: %s", self.role, self.address, exc.status, exc
+            )
             await _send_error(writer, exc)
-        except _DISCONNECT_ERRORS:
-            pass  # the client went away mid-request
+        except _DISCONNECT_ERRORS as exc:
+            # The client went away mid-request, which tests do on purpose.
+            log.debug("%s %s: client disconnected: %r", self.role, self.address, exc)
         except asyncio.CancelledError:
             pass  # the port was closed or the simulator stopped
         except Exception:  # defensive: a bug must not kill the loop thread
