@@ -25,10 +25,11 @@ import hashlib
 import hmac
 import logging
 from collections.abc import Callable
-from typing import Any, Union
+from typing import Union
 
 import numpy as np
 
+from easfast import _core
 from easfast.exceptions import DecodeError, EncodeError
 from easfast.testing._server import Request, Response
 from easfast.testing.model import IMAGE_SIZE, DigitModel
@@ -52,12 +53,6 @@ class InvalidRequest(ValueError):
 def string_response(body: bytes) -> bytes:
     """Return the "string" processor's response to ``body``: its bytes reversed."""
     return bytes(body[::-1])
-
-
-def _core() -> Any:
-    from easfast import _core
-
-    return _core
 
 
 def _decode_problem(schema: str, error: Exception) -> str:
@@ -90,9 +85,8 @@ class TFProcessor:
         self._model = model
 
     def __call__(self, body: bytes) -> bytes:
-        core = _core()
         try:
-            signature_name, inputs, output_filter = core.decode_tf_request(body)
+            signature_name, inputs, output_filter = _core.decode_tf_request(body)
         except (DecodeError, EncodeError) as exc:
             raise InvalidRequest(_decode_problem("TensorFlow", exc)) from None
 
@@ -121,7 +115,7 @@ class TFProcessor:
                     f"unknown output_filter names {missing}; this model has {list(OUTPUT_NAMES)}"
                 )
             outputs = {name: outputs[name] for name in output_filter}
-        return bytes(core.encode_tf_response(outputs))
+        return bytes(_core.encode_tf_response(outputs))
 
 
 class TorchProcessor:
@@ -133,10 +127,9 @@ class TorchProcessor:
         self._model = model
 
     def __call__(self, body: bytes) -> bytes:
-        core = _core()
         try:
-            inputs, map_inputs, output_filter, _debug_level = core.decode_torch_request(
-                body
+            inputs, map_inputs, output_filter, _debug_level = (
+                _core.decode_torch_request(body)
             )
         except (DecodeError, EncodeError) as exc:
             raise InvalidRequest(_decode_problem("PyTorch", exc)) from None
@@ -172,9 +165,9 @@ class TorchProcessor:
                 f"({OUTPUT_NAMES[0]}) and 1 ({OUTPUT_NAMES[1]})"
             )
         if inputs:
-            return bytes(core.encode_torch_response([outputs[i] for i in indexes]))
+            return bytes(_core.encode_torch_response([outputs[i] for i in indexes]))
         named = {OUTPUT_NAMES[i]: outputs[i] for i in indexes}
-        return bytes(core.encode_torch_response([], named))
+        return bytes(_core.encode_torch_response([], named))
 
 
 def make_processor(spec: ProcessorSpec) -> ProcessorFunction:

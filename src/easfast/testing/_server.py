@@ -38,7 +38,11 @@ CLOSE_TIMEOUT = 10.0
 _COALESCE_LIMIT = 64 * 1024
 
 _HEX_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Header lines "name: value", joined by CRLF; a value has no CR or LF.
+_HEADER_BLOCK = re.compile(
+    r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\r\n]*(?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\r\n]*)*"
+)
 _REASONS = {status.value: status.phrase for status in http.HTTPStatus}
 _LINGER_ZERO = struct.pack("ii", 1, 0)
 _DISCONNECT_ERRORS = (ConnectionError, asyncio.IncompleteReadError, TimeoutError)
@@ -242,31 +246,41 @@ async def read_request(
 
 
 def _parse_head(head: bytes) -> Request:
-    lines = head[:-4].split(b"\r\n")
-    parts = lines[0].split(b" ")
+    text = head[:-4].decode("latin-1")
+    request_line, _, header_block = text.partition("\r\n")
+    parts = request_line.split(" ")
     if len(parts) != 3 or not _TOKEN.fullmatch(parts[0]) or not parts[1]:
-        raise BadRequest(400, f"invalid request line {lines[0][:100]!r}")
-    method, target, version = (part.decode("latin-1") for part in parts)
+        raise BadRequest(400, f"invalid request line {request_line[:100]!r}")
+    method, target, version = parts
     if version not in ("HTTP/1.1", "HTTP/1.0"):
         raise BadRequest(
             505, f"HTTP version {version!r} is not supported; use HTTP/1.1"
         )
 
     headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, colon, value = line.partition(b":")
-        if not colon or not _TOKEN.fullmatch(name):
-            raise BadRequest(400, f"invalid header line {line[:100]!r}")
-        key = name.decode("latin-1").lower()
-        text = value.strip(b" \t").decode("latin-1")
+    if not header_block:
+        return Request(method, target, version, headers)
+    if not _HEADER_BLOCK.fullmatch(header_block):
+        raise BadRequest(400, f"invalid header line {_first_bad_line(header_block)!r}")
+    for line in header_block.split("\r\n"):
+        name, _, value = line.partition(":")
+        key = name.lower()
+        value = value.strip(" \t")
         if key not in headers:
-            headers[key] = text
+            headers[key] = value
         elif key == "content-length":
-            if headers[key] != text:
+            if headers[key] != value:
                 raise BadRequest(400, "conflicting Content-Length headers")
         else:
-            headers[key] += ", " + text
+            headers[key] += ", " + value
     return Request(method, target, version, headers)
+
+
+def _first_bad_line(header_block: str) -> str:
+    for line in header_block.split("\r\n"):
+        if not _HEADER_BLOCK.fullmatch(line):
+            return line[:100]
+    return header_block[:100]  # defensive: a bare CR or LF inside a line
 
 
 async def _read_body(
