@@ -14,9 +14,10 @@ Three ways to reach a service:
 from __future__ import annotations
 
 import os
-from collections.abc import Container, Mapping
+from collections.abc import Collection, Mapping
 
-from ._core import Endpoint, SmoothWeightedRoundRobin
+from ._core import Endpoint, EndpointSnapshot, SmoothWeightedRoundRobin
+from ._health import HealthTracker, is_unreachable
 from .exceptions import ConfigurationError
 
 ENDPOINT_TYPE_DEFAULT = "DEFAULT"
@@ -142,18 +143,46 @@ class FixedRoute:
         self.url = url
         self.address = url
 
-    def pick(self, exclude: Container[str] | None = None) -> tuple[str, str]:
+    def pick(self, exclude: Collection[str] | None = None) -> tuple[str, str]:
         """Return ``(address, url)`` of the next attempt."""
         return self.address, self.url
 
+    def record_response(self, address: str) -> None:
+        """Do nothing: with one URL there is no other instance to prefer."""
+
+    def record_error(self, address: str, error: Exception) -> None:
+        """Do nothing: with one URL there is no other instance to prefer."""
+
+    def ejected(self) -> list[str]:
+        """Return an empty list: a fixed URL is never ejected."""
+        return []
+
+
+# Maximum picks of one attempt. A pick is repeated when another thread has
+# just claimed the probe of the instance picked. The last pick is used anyway.
+_MAX_PICKS = 3
+
 
 class DirectRoute:
-    """Attempts go to instances picked by the smooth weighted round robin."""
+    """Attempts go to instances picked by the smooth weighted round robin.
 
-    def __init__(self, selector: SmoothWeightedRoundRobin, path: str) -> None:
+    With a ``HealthTracker``, picks skip ejected instances (see
+    ``easfast._health``) and every attempt's outcome updates it.
+    """
+
+    def __init__(
+        self,
+        selector: SmoothWeightedRoundRobin,
+        path: str,
+        health: HealthTracker | None = None,
+    ) -> None:
         self.selector = selector
         self.path = path
+        self.health = health
         self._urls: dict[str, str] = {}
+        self._snapshot: EndpointSnapshot | None = None
+        if health is not None:
+            self._track(selector.snapshot, health)
 
     def url_of(self, endpoint: Endpoint) -> str:
         """Return the predict URL of ``endpoint``."""
@@ -165,10 +194,72 @@ class DirectRoute:
             url = self._urls[address] = f"http://{address}{self.path}"
         return url
 
-    def pick(self, exclude: Container[str] | None = None) -> tuple[str, str]:
-        """Return ``(address, url)`` of the next attempt."""
-        # TODO: failing instances are not ejected. An instance that discovery
-        # still lists after it died gets its share of first attempts, and
-        # each costs one failed connection before the retry goes elsewhere.
-        endpoint = self.selector.pick(exclude)
+    def pick(self, exclude: Collection[str] | None = None) -> tuple[str, str]:
+        """Return ``(address, url)`` of the next attempt.
+
+        ``exclude`` contains the addresses this call already tried. The pick
+        avoids them and the ejected instances while another candidate
+        remains. When none does, it prefers a live instance already tried
+        to an ejected one, and an ejected instance not yet tried to one
+        tried, so that a call never fails only because of ejections.
+        """
+        health = self.health
+        if health is None:
+            endpoint = self.selector.pick(exclude)
+        else:
+            endpoint = self._pick_healthy(exclude or (), health)
         return endpoint.address, self.url_of(endpoint)
+
+    def _pick_healthy(
+        self, tried: Collection[str], health: HealthTracker
+    ) -> Endpoint:
+        snapshot = self.selector.snapshot
+        if snapshot is not self._snapshot:
+            self._track(snapshot, health)
+        for _ in range(_MAX_PICKS):
+            ejected = health.excluded()
+            endpoint = self._pick_avoiding(snapshot, tried, ejected)
+            if health.claim(endpoint.address, ejected):
+                break
+        return endpoint
+
+    def _pick_avoiding(
+        self,
+        snapshot: EndpointSnapshot,
+        tried: Collection[str],
+        ejected: frozenset[str],
+    ) -> Endpoint:
+        selector = self.selector
+        if not ejected:
+            return selector.pick(tried)
+        live = [ep.address for ep in snapshot
+                if ep.weight and ep.address not in ejected]
+        if any(address not in tried for address in live):
+            return selector.pick(ejected.union(tried))
+        if live:
+            return selector.pick(ejected)
+        return selector.pick(tried)
+
+    def _track(self, snapshot: EndpointSnapshot, health: HealthTracker) -> None:
+        self._snapshot = snapshot
+        health.retain(ep.address for ep in snapshot)
+
+    def record_response(self, address: str) -> None:
+        """Record that ``address`` sent an HTTP response, whatever its status."""
+        health = self.health
+        if health is not None:
+            health.record_success(address)
+
+    def record_error(self, address: str, error: Exception) -> None:
+        """Record that an attempt to ``address`` got no HTTP response."""
+        health = self.health
+        if health is None:
+            return
+        if is_unreachable(error):
+            health.record_failure(address)
+        else:
+            health.release(address)
+
+    def ejected(self) -> list[str]:
+        """Return the addresses of the instances ejected now, sorted."""
+        return [] if self.health is None else self.health.ejected()

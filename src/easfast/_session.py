@@ -8,11 +8,12 @@ handle. ``submit()`` hands a body to a background thread and returns a
 ``concurrent.futures.Future``.
 
 One call, step by step: the body's headers (and token signature) are
-computed once; each attempt picks an instance not yet tried in this call
-while one exists; a 200 returns the body; a 4xx raises ``HTTPStatusError`` at
-once; a retryable failure (see ``easfast.retry``) moves on to the next
-attempt until the ``Retry`` policy is exhausted, which raises
-``RetriesExhausted`` chained from the last error.
+computed once. Each attempt picks an instance not yet tried in this call
+and not ejected (see ``easfast._health``) while one exists, and reports its
+outcome to the route. A 200 returns the body; a 4xx raises
+``HTTPStatusError`` at once; a retryable failure (see ``easfast.retry``)
+moves on to the next attempt until the ``Retry`` policy is exhausted, which
+raises ``RetriesExhausted`` chained from the last error.
 """
 
 from __future__ import annotations
@@ -286,13 +287,16 @@ class _Call:
 
     def settle(self, outcome: Outcome) -> bytes | None:
         """Return the body of a success, None to retry, or raise the error."""
+        route = self.session.route
         if isinstance(outcome, HTTPResponse):
+            route.record_response(self.address)
             if outcome.status == 200:
                 return outcome.body
             error: PredictException = _status_error(
                 self.session.service_name, outcome
             )
         else:
+            route.record_error(self.address, outcome)
             error = outcome
         retry = self.retry.increment(error, self.address)
         self.retry = retry

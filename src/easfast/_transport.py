@@ -305,6 +305,7 @@ class HandlePool:
                 curl_code=pycurl.E_OPERATION_TIMEDOUT,
                 curl_message="connection pool exhausted",
                 url=request.url,
+                pool_exhausted=True,
             )
         try:
             try:

@@ -32,6 +32,12 @@ from ._endpoints import (
 from ._endpoints import (
     custom_url as normalize_custom_url,
 )
+from ._health import (
+    DEFAULT_EJECT_AFTER,
+    DEFAULT_EJECT_FOR,
+    DEFAULT_EJECT_FOR_MAX,
+    HealthTracker,
+)
 from ._session import Session
 from .discovery import (
     DEFAULT_INIT_TIMEOUT,
@@ -90,6 +96,25 @@ def _positive_seconds(name: str, value: object) -> float:
     return float(value)
 
 
+def _ejection_options(
+    eject_after: object, eject_for: object, eject_for_max: object
+) -> dict[str, Any] | None:
+    # Check the ejection settings. None means that ejection is off.
+    if eject_after is None:
+        return None
+    after = _positive_int("eject_after", eject_after)
+    base = _positive_seconds("eject_for", eject_for)
+    if eject_for_max is None:
+        return {"eject_after": after, "eject_for": base,
+                "eject_for_max": max(base, DEFAULT_EJECT_FOR_MAX)}
+    cap = _positive_seconds("eject_for_max", eject_for_max)
+    if cap < base:
+        raise ConfigurationError(
+            f"eject_for_max ({cap:g} s) must be at least eject_for ({base:g} s)"
+        )
+    return {"eject_after": after, "eject_for": base, "eject_for_max": cap}
+
+
 def _timeout_ms(name: str, seconds: float) -> int:
     milliseconds = round(seconds * 1000)
     if milliseconds < 1:
@@ -137,6 +162,7 @@ def _build_session(
     content_type: str | None,
     headers: Mapping[str, str],
     discovery_options: Mapping[str, Any],
+    ejection: Mapping[str, Any] | None,
 ) -> Session:
     # Resolve the route, run the first discovery sync if needed, and build
     # the session. Raises ConfigurationError or DiscoveryError.
@@ -155,7 +181,12 @@ def _build_session(
             )
         discovery = Discovery(endpoint, service_name, **discovery_options)
         selector = discovery.start()
-        route = DirectRoute(selector, predict_path(service_name))
+        health = None
+        if ejection is not None:
+            health = HealthTracker(
+                service_name, probe_timeout=timeout_ms / 1000, **ejection
+            )
+        route = DirectRoute(selector, predict_path(service_name), health)
     else:
         route = FixedRoute(gateway_url(endpoint, service_name))
 
@@ -231,6 +262,15 @@ class Client:
         and its URL form (``"auto"``, ``"servicediscovery"``, ``"exported"``).
     signature_name:
         The TensorFlow signature ``predict`` calls ("" for the default).
+    eject_after, eject_for, eject_for_max:
+        Passive health of the direct type. An instance whose last
+        ``eject_after`` attempts failed with a connection error or a timeout
+        is skipped for ``eject_for`` seconds, and then one request probes
+        it. Each failed probe doubles the wait, up to ``eject_for_max``
+        seconds (default 30, or ``eject_for`` if longer). Any HTTP response,
+        5xx included, brings the instance back. When every instance is
+        ejected, requests go to them anyway. ``eject_after=None`` turns
+        ejection off.
 
     Threading: one client may be shared by many threads. Each thread that
     calls ``predict`` or ``predict_raw`` borrows its own curl easy handle
@@ -264,6 +304,9 @@ class Client:
         discovery_poll_timeout: float = DEFAULT_POLL_TIMEOUT,
         discovery_url_form: str = URL_FORM_AUTO,
         signature_name: str = "",
+        eject_after: int | None = DEFAULT_EJECT_AFTER,
+        eject_for: float = DEFAULT_EJECT_FOR,
+        eject_for_max: float | None = None,
     ) -> None:
         self.service_name = check_service_name(service_name)
         timeout_s = _positive_seconds("timeout", timeout)
@@ -293,6 +336,7 @@ class Client:
                 "poll_timeout": discovery_poll_timeout,
                 "url_form": discovery_url_form,
             },
+            ejection=_ejection_options(eject_after, eject_for, eject_for_max),
         )
 
     # -- calls --
@@ -413,6 +457,11 @@ class Client:
         return [route.url]
 
     @property
+    def ejected_endpoints(self) -> list[str]:
+        """Addresses of the instances ejected now for not responding, sorted."""
+        return self._session.route.ejected()
+
+    @property
     def closed(self) -> bool:
         """Whether ``close()`` was called."""
         return self._session.closed
@@ -456,11 +505,17 @@ class PredictClient:
     ``req.to_string()`` and returns ``req.parse_response(body)``.
     ``destroy()`` stops the refresher and closes the connections.
 
-    Differences from ``eas_prediction`` 0.36: settings are checked when set
-    (``ConfigurationError``); 5xx responses are retried on another instance;
-    ``Date`` is sent in UTC; ``ENDPOINT_TYPE_VIPSERVER`` is rejected; and
-    ``set_log_level`` sets the level of the ``easfast`` logger, which has
-    no handler of its own (configure ``logging`` to see its records).
+    Differences from ``eas_prediction`` 0.36:
+
+    * settings are checked when set (``ConfigurationError``);
+    * 5xx responses are retried on another instance;
+    * direct-type instances that stop responding are ejected for a while,
+      with the defaults of ``Client``;
+    * ``Date`` is sent in UTC;
+    * ``ENDPOINT_TYPE_VIPSERVER`` is rejected;
+    * ``set_log_level`` sets the level of the ``easfast`` logger, which has
+      no handler of its own (configure ``logging`` to see its records).
+
     The threading contract is the one of ``Client``.
     """
 
@@ -561,6 +616,11 @@ class PredictClient:
                 "refresh_jitter": DEFAULT_REFRESH_JITTER,
                 "poll_timeout": DEFAULT_POLL_TIMEOUT,
                 "url_form": URL_FORM_AUTO,
+            },
+            ejection={
+                "eject_after": DEFAULT_EJECT_AFTER,
+                "eject_for": DEFAULT_EJECT_FOR,
+                "eject_for_max": DEFAULT_EJECT_FOR_MAX,
             },
         )
 
