@@ -283,6 +283,15 @@ class TestGateway:
         eas.instances[0].set_fault(Fault.status(507))
         assert post(eas.gateway_endpoint)[0] == 507
 
+    def test_instance_hang_delays_gateway_response(self, eas):
+        eas.set_weight(eas.instances[1], 0)
+        eas.set_weight(eas.instances[2], 0)
+        eas.instances[0].set_fault(Fault.hang(0.2, times=1))
+        with pytest.raises(socket.timeout):
+            post(eas.gateway_endpoint, timeout=0.05)
+        eas.instances[0].set_fault(Fault.hang(0.1, times=1))
+        assert post(eas.gateway_endpoint, b"ab")[:2] == (200, b"ba")
+
     def test_own_fault_comes_first(self, eas):
         eas.gateway.set_fault(Fault.status(502, times=1))
         assert post(eas.gateway_endpoint)[0] == 502

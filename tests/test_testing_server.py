@@ -212,6 +212,61 @@ class TestHTTP:
         assert response.startswith(b"HTTP/1.1 200 OK\r\n")
         assert response.endswith(b"gfedcba")
 
+    def test_request_arriving_byte_by_byte(self, eas):
+        request = (
+            f"POST {PATH} HTTP/1.1\r\nTransfer-Encoding: chunked\r\n"
+            "Connection: close\r\n\r\n2\r\nab\r\n3\r\ncde\r\n0\r\n\r\n"
+        ).encode()
+        host, port = eas.instances[0].address.split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for index in range(len(request)):
+                sock.sendall(request[index : index + 1])
+            response = b""
+            while chunk := sock.recv(65536):
+                response += chunk
+        assert response.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert response.endswith(b"edcba")
+
+    def test_expect_100_continue_with_chunked_body(self, eas):
+        host, port = eas.instances[0].address.split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            head = (
+                f"POST {PATH} HTTP/1.1\r\nTransfer-Encoding: chunked\r\n"
+                "Expect: 100-continue\r\n\r\n"
+            )
+            sock.sendall(head.encode())
+            assert sock.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+            sock.sendall(b"3\r\nxyz\r\n0\r\n\r\n")
+            response = sock.recv(65536)
+        assert response.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert response.endswith(b"zyx")
+
+    def test_pipelined_request_waits_for_hanging_one(self, eas):
+        eas.instances[0].set_fault(Fault.hang(0.2, times=1))
+        one = f"POST {PATH} HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"
+        two = (
+            f"POST {PATH} HTTP/1.1\r\nConnection: close\r\nContent-Length: 2\r\n\r\nxy"
+        )
+        response = raw_exchange(eas.instances[0].address, (one + two).encode())
+        assert response.count(b"HTTP/1.1 200 OK") == 2
+        assert response.index(b"cba") < response.index(b"yx")
+
+    def test_disconnect_during_hang_logs_no_error(self, eas, caplog):
+        instance = eas.instances[0]
+        instance.set_fault(Fault.hang(0.2, times=1))
+        host, port = instance.address.split(":")
+        request = f"POST {PATH} HTTP/1.1\r\nContent-Length: 1\r\n\r\na"
+        with caplog.at_level(logging.DEBUG, logger="easfast.testing"):
+            with socket.create_connection((host, int(port)), timeout=10) as sock:
+                sock.sendall(request.encode())
+                while instance.request_count == 0:
+                    threading.Event().wait(0.01)
+            # The hang ends after the client left; the server still responds.
+            threading.Event().wait(0.3)
+            assert post(instance.address, b"ok")[1] == b"ko"
+        assert [r for r in caplog.records if r.levelno > logging.DEBUG] == []
+
     def test_large_body_through_pycurl(self, eas):
         # libcurl sends "Expect: 100-continue" for bodies this large.
         body = os.urandom(3 << 20)

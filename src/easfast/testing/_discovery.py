@@ -6,7 +6,8 @@ import json
 from collections.abc import Callable, Sequence
 
 from easfast.testing._faults import DISCOVERY_KINDS
-from easfast.testing._server import HTTPServer, LoopThread, Request, Response, _Reset
+from easfast.testing._http import Outcome, Request, Response
+from easfast.testing._server import HTTPServer, LoopThread
 
 #: The two URL forms of the instance list, each followed by the service name.
 UPSTREAM_PREFIXES = (
@@ -58,7 +59,7 @@ class Discovery(HTTPServer):
     def __repr__(self) -> str:
         return f"<Discovery {self.address} service={self.upstream_name!r} fault={self.fault!r}>"
 
-    async def handle(self, request: Request) -> Response | _Reset:
+    def handle(self, request: Request) -> Outcome:
         name = None
         for prefix in UPSTREAM_PREFIXES:
             if request.path.startswith(prefix):
@@ -80,18 +81,19 @@ class Discovery(HTTPServer):
         self.request_count += 1
         self.last_target = request.target
         fault = self._faults.take()
-        if fault is not None:
-            outcome = await self.apply_fault(fault)
-            if outcome is not None:
-                return outcome
+        if fault is not None and fault.kind == "empty":
+            return self._respond(name, [])
+        return self.apply_fault(fault, lambda: self._respond(name, None))
 
+    def _respond(
+        self, name: str, items: Sequence[tuple[str, int, int]] | None
+    ) -> Response:
         if name != self.upstream_name:
             return Response.text(
                 404,
                 f"service {name!r} not found; this server lists {self.upstream_name!r}",
             )
-        items = (
-            [] if fault is not None and fault.kind == "empty" else self._list_items()
-        )
+        if items is None:
+            items = self._list_items()
         body = json.dumps(upstream_document(self.upstream_name, items)).encode("utf-8")
         return Response(200, body, "application/json")

@@ -5,15 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from easfast.testing._faults import PREDICT_KINDS
+from easfast.testing._http import RESET, Deferred, Outcome, Request, Response
 from easfast.testing._processors import Predictor
-from easfast.testing._server import (
-    RESET,
-    HTTPServer,
-    LoopThread,
-    Request,
-    Response,
-    _Reset,
-)
+from easfast.testing._server import HTTPServer, LoopThread
 
 #: Response header that names the instance that computed the response.
 INSTANCE_HEADER = "X-Easfast-Instance"
@@ -48,20 +42,18 @@ class Instance(HTTPServer):
     def __repr__(self) -> str:
         return f"<Instance {self.address} weight={self._weight} fault={self.fault!r}>"
 
-    async def handle(self, request: Request) -> Response | _Reset:
+    def handle(self, request: Request) -> Outcome:
         error = self._predictor.route(request)
         if error is not None:
             return error
-        return await self.serve_predict(request)
+        return self.serve_predict(request)
 
-    async def serve_predict(self, request: Request) -> Response | _Reset:
+    def serve_predict(self, request: Request) -> Outcome:
         """Count and respond to one predict request, showing the fault if one is set."""
         self.request_count += 1
-        fault = self._faults.take()
-        if fault is not None:
-            outcome = await self.apply_fault(fault)
-            if outcome is not None:
-                return outcome
+        return self.apply_fault(self._faults.take(), lambda: self._respond(request))
+
+    def _respond(self, request: Request) -> Response:
         response = self._predictor.predict(request)
         response.headers[INSTANCE_HEADER] = self.address
         return response
@@ -95,26 +87,30 @@ class Gateway(HTTPServer):
     def __repr__(self) -> str:
         return f"<Gateway {self.address} fault={self.fault!r}>"
 
-    async def handle(self, request: Request) -> Response | _Reset:
+    def handle(self, request: Request) -> Outcome:
         error = self._predictor.route(request)
         if error is not None:
             return error
         self.request_count += 1
-        fault = self._faults.take()
-        if fault is not None:
-            outcome = await self.apply_fault(fault)
-            if outcome is not None:
-                return outcome
+        return self.apply_fault(self._faults.take(), lambda: self._forward(request))
 
+    def _forward(self, request: Request) -> Outcome:
         instance = self._pick()
         if instance is None:
             return Response.text(
                 503, f"no live instance of service {self._predictor.service_name!r}"
             )
-        outcome = await instance.serve_predict(request)
+        return self._relay(instance, instance.serve_predict(request))
+
+    def _relay(self, instance: Instance, outcome: Outcome) -> Outcome:
         if outcome is RESET:
             return Response.text(
                 502, f"instance {instance.address} reset the connection"
+            )
+        if isinstance(outcome, Deferred):
+            deferred = outcome
+            return Deferred(
+                deferred.seconds, lambda: self._relay(instance, deferred.resume())
             )
         return outcome
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from easfast import _core
 from easfast.exceptions import DecodeError, EncodeError
-from easfast.testing._server import Request, Response
+from easfast.testing._http import Request, Response
 from easfast.testing.model import IMAGE_SIZE, DigitModel
 
 log = logging.getLogger(__name__)
