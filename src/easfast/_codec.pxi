@@ -364,6 +364,7 @@ cdef str _label(str role, object name):
 
 
 @cython.final
+@cython.freelist(8)
 cdef class _Tensor:
     """One tensor ready to write: its values in wire layout and its sizes."""
 
@@ -547,12 +548,12 @@ cdef _Tensor _make_tensor(str role, object name, int code, object array, bint to
     t.shape = array.shape
     t.count = array.size
     if t.field == _FLOAT_FIELD:
-        array = np.asarray(array, dtype=_FLOAT32_LE, order="C")
+        array = np.asarray(array, _FLOAT32_LE, "C")
     elif t.field == _DOUBLE_FIELD:
-        array = np.asarray(array, dtype=_FLOAT64_LE, order="C")
+        array = np.asarray(array, _FLOAT64_LE, "C")
     elif t.field != _STRING_FIELD:
         dt = _CODE_DTYPES[code]
-        array = np.asarray(array, dtype=dt, order="C")
+        array = np.asarray(array, dt, "C")
         t.elem = _KIND_ELEMS[(dt.kind, dt.itemsize)]
     t.array = array
 
@@ -635,12 +636,13 @@ cdef Py_ssize_t _build_tensors(
     """Append a _Tensor per resolved tensor; return their encoded size."""
     cdef _Tensor t
     cdef Py_ssize_t total = 0
+    cdef str what = f"{role} name"
     for name, code, array in resolved:
         t = _make_tensor(role, name, code, array, torch)
         if name is None:
             total += _field_size(t.body_size)
         else:
-            t.key = _utf8(name, f"{role} name")
+            t.key = _utf8(name, what)
             t.entry_size = _field_size(len(t.key)) + _field_size(t.body_size)
             total += _field_size(t.entry_size)
         out.append(t)
@@ -988,18 +990,28 @@ cdef Py_ssize_t _skip_field(
 cdef Py_ssize_t _count_varints(
     const uint8_t* buf, Py_ssize_t pos, Py_ssize_t end
 ) noexcept nogil:
-    cdef Py_ssize_t count = 0
-    cdef int run = 0
-    while pos < end:
-        if buf[pos] & 0x80:
-            run += 1
-            if run >= 10:
-                return -2
-        else:
-            count += 1
-            run = 0
-        pos += 1
-    return -1 if run else count
+    cdef size_t count = 0
+    cdef uint8_t window = 0
+    cdef Py_ssize_t i
+    if pos == end:
+        return 0
+    if buf[end - 1] & 0x80:
+        return -1
+    # Every byte below 0x80 ends one value. Both loops vectorize.
+    for i in range(pos, end):
+        count += buf[i] < 0x80
+    # A value longer than ten bytes has ten continuation bytes in a row; any
+    # such window ANDs to a byte with the high bit set. It needs ten more
+    # bytes than values, so runs of short values skip this check.
+    if <size_t>(end - pos) - count >= 10:
+        for i in range(pos + 9, end):
+            window |= (
+                buf[i - 9] & buf[i - 8] & buf[i - 7] & buf[i - 6] & buf[i - 5]
+                & buf[i - 4] & buf[i - 3] & buf[i - 2] & buf[i - 1] & buf[i]
+            )
+        if window & 0x80:
+            return -2
+    return <Py_ssize_t>count
 
 
 cdef Py_ssize_t _checked_varint_count(
@@ -1032,6 +1044,7 @@ cdef str _read_utf8(const uint8_t* buf, Py_ssize_t start, Py_ssize_t stop, str w
 # ------------------------------------------------------------- decode scan --
 
 @cython.final
+@cython.freelist(8)
 cdef class _ArrayMessage:
     """Where one ArrayProto sits in the input and what the scan counted.
 
@@ -1362,17 +1375,20 @@ cdef Py_ssize_t _decode_varints(
     while pos < end:
         if n >= limit:
             return -2
-        raw = 0
-        shift = 0
-        while True:
-            if pos >= end or shift > 63:
-                return -2
-            byte = buf[pos]
-            pos += 1
-            raw |= (<uint64_t>(byte & 0x7F)) << shift
-            if byte < 0x80:
-                break
-            shift += 7
+        raw = buf[pos]
+        pos += 1
+        if raw >= 0x80:
+            raw &= 0x7F
+            shift = 7
+            while True:
+                if pos >= end or shift > 63:
+                    return -2
+                byte = buf[pos]
+                pos += 1
+                raw |= (<uint64_t>(byte & 0x7F)) << shift
+                if byte < 0x80:
+                    break
+                shift += 7
         value = <int64_t>raw if wide else <int64_t>(<int32_t>raw)
         out[n] = <_int_t>value
         if out[n] != value:
@@ -1454,7 +1470,7 @@ cdef Py_ssize_t _gather_ints(
 
 cdef object _build_floats(
     object owner, const uint8_t* buf, _ArrayMessage msg, int field,
-    Py_ssize_t count, object dtype, str label,
+    Py_ssize_t count, object dtype, tuple shape, str label,
 ):
     cdef _Cursor c
     cdef uint32_t tag
@@ -1465,10 +1481,15 @@ cdef object _build_floats(
     cdef char* out
 
     if count == 0:
-        return np.empty(0, dtype)
+        array = np.empty(shape, dtype)
+        array.flags.writeable = False
+        return array
     if msg.chunks[field] == 1 and msg.first_packed[field]:
         # Zero copy: the packed values are little-endian IEEE back to back.
-        return np.frombuffer(owner, dtype, count, msg.first[field])
+        array = np.ndarray(shape, dtype, owner, msg.first[field])
+        if type(owner) is not bytes:
+            array.flags.writeable = False
+        return array
 
     array = np.empty(count, dtype)
     out = _array_data(array)
@@ -1487,6 +1508,8 @@ cdef object _build_floats(
         memcpy(out + index * width, buf + c.pos, n)
         index += n // width
         c.pos = stop
+    array = array.reshape(shape)
+    array.flags.writeable = False
     return array
 
 
@@ -1564,10 +1587,7 @@ cdef object _build_array(
     if field == _FLOAT_FIELD or field == _DOUBLE_FIELD:
         dtype = _FLOAT32_LE if field == _FLOAT_FIELD else _FLOAT64_LE
         shape = _decoded_shape(buf, msg, count, dtype.itemsize, label, field)
-        array = _build_floats(owner, buf, msg, field, count, dtype, label)
-        array = array.reshape(shape)
-        array.flags.writeable = False
-        return array
+        return _build_floats(owner, buf, msg, field, count, dtype, shape, label)
     dtype = _CODE_DTYPES[code]
     shape = _decoded_shape(buf, msg, count, dtype.itemsize, label, field)
     if field == _STRING_FIELD:

@@ -406,7 +406,7 @@ class TestMalformedInput:
                 r"packed varints from byte \d+ end inside a value",
             ),
             (
-                length_field(7, b"\xff" * 11),
+                length_field(7, b"\xff" * 10 + b"\x01"),
                 r"varint longer than 10 bytes in the packed run at byte \d+",
             ),
             (length_field(8, b"\x80"), "end inside a value"),
