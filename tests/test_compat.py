@@ -7,6 +7,7 @@ the outputs against the model evaluated here.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import numpy as np
@@ -62,6 +63,40 @@ def torch_program(endpoint: str, service: str, image: list) -> tuple:
     return list(scores), shape, label
 
 
+def tf_json_program(endpoint: str, service: str, images: list) -> str:
+    client = PredictClient(endpoint, service)
+    client.set_endpoint_type(ENDPOINT_TYPE_DIRECT)
+    client.init()
+
+    req = TFRequest("predict_images")
+    req.add_feed("images", [len(images), 784], TFRequest.DT_FLOAT, images)
+    resp = client.predict(req)
+    result = json.dumps({
+        "classes": list(resp.get_values("classes")),
+        "scores": list(resp.get_values("scores")),
+        "first_score": resp.get_values("scores")[0],
+        "shape": resp.get_tensor_shape("scores"),
+    })
+    client.destroy()
+    return result
+
+
+def torch_json_program(endpoint: str, service: str, images: list) -> str:
+    client = PredictClient(endpoint, service)
+    client.set_endpoint_type(ENDPOINT_TYPE_DIRECT)
+    client.init()
+
+    req = TorchRequest()
+    req.add_feed(0, [len(images), 784], TorchRequest.DT_FLOAT, images)
+    resp = client.predict(req)
+    result = json.dumps({
+        "labels": list(resp.get_values(1)),
+        "top_scores": resp.get_values(0)[:3],
+    })
+    client.destroy()
+    return result
+
+
 def string_program(gateway: str, service: str, text: str) -> bytes:
     client = PredictClient(gateway, service)
     client.init()
@@ -105,6 +140,32 @@ def test_torch_program(local_eas: EASFactory, digits: tuple,
     np.testing.assert_allclose(scores, expected_scores[0], rtol=1e-5)
     assert shape == [1, 10]
     assert label == expected_classes[0]
+
+
+def test_tf_json_program(local_eas: EASFactory, digits: tuple,
+                         digit_model: DigitModel) -> None:
+    eas = local_eas(instances=2, processor="tf")
+    images = digits[0][:3]
+    text = tf_json_program(eas.endpoint, eas.service_name, images.tolist())
+    document = json.loads(text)
+    expected_scores, expected_classes = digit_model.predict(images)
+    assert document["classes"] == expected_classes.tolist()
+    np.testing.assert_allclose(document["scores"], expected_scores.reshape(-1),
+                               rtol=1e-5)
+    assert document["first_score"] == document["scores"][0]
+    assert document["shape"] == [3, 10]
+
+
+def test_torch_json_program(local_eas: EASFactory, digits: tuple,
+                            digit_model: DigitModel) -> None:
+    eas = local_eas(instances=2, processor="torch")
+    images = digits[0][3:5]
+    text = torch_json_program(eas.endpoint, eas.service_name, images.tolist())
+    document = json.loads(text)
+    expected_scores, expected_classes = digit_model.predict(images)
+    assert document["labels"] == expected_classes.tolist()
+    np.testing.assert_allclose(document["top_scores"], expected_scores[0, :3],
+                               rtol=1e-5)
 
 
 def test_string_program(local_eas: EASFactory) -> None:

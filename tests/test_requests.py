@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import ClassVar
+
 import numpy as np
 import pytest
 
@@ -18,6 +25,27 @@ from easfast import (
     TorchResponse,
     _core,
 )
+from easfast.requests import TensorValues
+
+PROTO_DIR = Path(__file__).resolve().parents[1] / "src" / "easfast" / "proto"
+
+
+@pytest.fixture(scope="module")
+def tf_pb2(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
+    """Google's generated classes for tf_request.proto, the reference."""
+    from grpc_tools import protoc  # type: ignore[import-untyped]
+
+    out = tmp_path_factory.mktemp("tf_pb2")
+    status = protoc.main(["protoc", f"-I{PROTO_DIR}", f"--python_out={out}",
+                          str(PROTO_DIR / "tf_request.proto")])
+    assert status == 0
+    name = "_easfast_test_requests_tf_pb2"
+    spec = importlib.util.spec_from_file_location(name, out / "tf_request_pb2.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 class TestStringRequest:
@@ -143,7 +171,9 @@ class TestTFResponse:
 
     def test_get_values_flat(self) -> None:
         values = self._response().get_values("scores")
-        assert values.shape == (6,)
+        assert isinstance(values, TensorValues)
+        assert len(values) == 6
+        assert values.array.shape == (6,)
         assert values.tolist() == [0, 1, 2, 3, 4, 5]
 
     def test_get_tensor_shape_list_of_ints(self) -> None:
@@ -173,6 +203,153 @@ class TestTFResponse:
     def test_garbage_body_raises_decode_error(self) -> None:
         with pytest.raises(DecodeError):
             TFRequest().parse_response(b"\x0f\xff\xfe not protobuf")
+
+
+class TestTensorValues:
+    OUTPUTS: ClassVar[dict[str, np.ndarray]] = {
+        "scores": np.array([[0.1, 0.25], [0.5, 1e-8]], dtype=np.float32),
+        "doubles": np.array([1.5, -2.0], dtype=np.float64),
+        "classes": np.array([3, -1, 2**40], dtype=np.int64),
+        "small": np.array([[-7, 8]], dtype=np.int32),
+        "flags": np.array([True, False]),
+        "names": np.array([b"cat", b"\x00dog\x00", b""], dtype=object),
+    }
+
+    def _response(self) -> TFResponse:
+        return TFResponse(_core.encode_tf_response(self.OUTPUTS))
+
+    def test_json_dumps_of_float_values(self) -> None:
+        values = self._response().get_values("scores")
+        assert json.loads(json.dumps(list(values))) == list(values)
+        assert json.dumps(list(values)).startswith("[0.10000000149011612, 0.25,")
+
+    def test_json_dumps_of_int64_values(self) -> None:
+        values = self._response().get_values("classes")
+        assert json.dumps(list(values)) == "[3, -1, 1099511627776]"
+
+    def test_items_are_python_scalars(self) -> None:
+        response = self._response()
+        assert type(response.get_values("scores")[0]) is float
+        assert type(response.get_values("doubles")[1]) is float
+        assert type(response.get_values("classes")[2]) is int
+        assert type(response.get_values("small")[0]) is int
+        assert type(response.get_values("flags")[0]) is bool
+        assert type(response.get_values("names")[1]) is bytes
+        assert all(type(item) is int for item in response.get_values("classes"))
+
+    def test_strings_stay_bytes(self) -> None:
+        values = self._response().get_values("names")
+        assert list(values) == [b"cat", b"\x00dog\x00", b""]
+
+    def test_json_dumps_of_decoded_strings(self) -> None:
+        # bytes are not JSON, with the official SDK too: programs decode them.
+        values = self._response().get_values("names")
+        text = json.dumps([item.decode("utf-8") for item in values])
+        assert text == '["cat", "\\u0000dog\\u0000", ""]'
+        with pytest.raises(TypeError):
+            json.dumps(list(values))
+
+    def test_indexing_and_slicing(self) -> None:
+        values = self._response().get_values("classes")
+        assert values[-1] == 2**40
+        assert values[np.int64(1)] == -1
+        assert values[1:] == [-1, 2**40]
+        assert isinstance(values[1:], list)
+        assert values[::-1] == [2**40, -1, 3]
+        with pytest.raises(IndexError):
+            values[3]
+        with pytest.raises(TypeError):
+            values["0"]  # type: ignore[call-overload]
+
+    def test_equality_with_lists(self) -> None:
+        values = self._response().get_values("small")
+        assert values == [-7, 8]
+        assert [-7, 8] == values
+        assert values == (-7, 8)
+        assert values != [-7, 9]
+        assert values != [-7]
+        assert values == self._response().get_values("small")
+        assert values != "ab"
+        assert values != 5
+
+    def test_repr_like_a_list(self) -> None:
+        values = self._response().get_values("classes")
+        assert repr(values) == "[3, -1, 1099511627776]"
+
+    def test_sequence_operations(self) -> None:
+        values = self._response().get_values("classes")
+        assert len(values) == 3
+        assert bool(values)
+        assert 3 in values
+        assert 4 not in values
+        assert values.index(-1) == 1
+        assert values.count(3) == 1
+        assert list(reversed(values)) == [2**40, -1, 3]
+        assert sorted(values) == [-1, 3, 2**40]
+        assert sum(values) == 2 + 2**40
+
+    def test_unhashable_like_a_list(self) -> None:
+        with pytest.raises(TypeError):
+            hash(self._response().get_values("classes"))
+
+    def test_asarray_shares_memory(self) -> None:
+        response = self._response()
+        values = response.get_values("scores")
+        array = np.asarray(values)
+        assert np.shares_memory(array, response["scores"])
+        assert array.shape == (4,)
+        assert array.dtype == np.float32
+        assert not array.flags.writeable
+        assert np.asarray(values, dtype=np.float32) is values.array
+
+    def test_asarray_float_view_on_body(self) -> None:
+        body = _core.encode_tf_response(self.OUTPUTS)
+        view = np.asarray(TFResponse(body).get_values("scores"))
+        assert np.shares_memory(view, np.frombuffer(body, dtype=np.uint8))
+
+    def test_array_with_dtype_or_copy(self) -> None:
+        values = self._response().get_values("scores")
+        converted = np.asarray(values, dtype=np.float64)
+        assert converted.dtype == np.float64
+        assert not np.shares_memory(converted, values.array)
+        copied = np.array(values, copy=True)
+        assert not np.shares_memory(copied, values.array)
+        np.testing.assert_array_equal(copied, values.array)
+        with pytest.raises(ValueError, match="without a copy"):
+            np.array(values, dtype=np.float64, copy=False)
+
+    def test_empty_output(self) -> None:
+        body = _core.encode_tf_response({"none": np.zeros(0, np.float32)})
+        values = TFResponse(body).get_values("none")
+        assert len(values) == 0
+        assert values == []
+        assert json.dumps(list(values)) == "[]"
+
+    @pytest.mark.parametrize("name", ["scores", "doubles", "classes", "small",
+                                      "flags", "names"])
+    def test_matches_protobuf_repeated_field(
+        self, tf_pb2: ModuleType, name: str
+    ) -> None:
+        # Google's runtime decodes the same body; the official SDK returns
+        # its repeated field from get_values.
+        body = _core.encode_tf_response(self.OUTPUTS)
+        reference = tf_pb2.PredictResponse.FromString(body).outputs[name]
+        field = {np.float32: "float_val", np.float64: "double_val",
+                 np.int64: "int64_val", np.int32: "int_val",
+                 np.bool_: "bool_val"}.get(self.OUTPUTS[name].dtype.type,
+                                           "string_val")
+        expected = getattr(reference, field)
+        values = TFResponse(body).get_values(name)
+        assert len(values) == len(expected)
+        assert list(values) == list(expected)
+        assert [type(item) for item in values] == [type(item) for item in expected]
+        assert values[0] == expected[0]
+        assert values[-1] == expected[-1]
+        assert values[1:] == expected[1:]
+        assert values == list(expected)
+        assert repr(values) == repr(list(expected))
+        if field != "string_val":
+            assert json.dumps(list(values)) == json.dumps(list(expected))
 
 
 class TestTorchRequest:

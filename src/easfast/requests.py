@@ -14,8 +14,12 @@ Differences from ``eas_prediction`` 0.36, all deliberate:
   code and raises ``EncodeError`` when it cannot (wrong count, floats for an
   integer type, integers out of range). Feeding the same name twice
   replaces the first feed instead of appending to it.
-* ``get_values`` returns a flat read-only numpy array instead of a protobuf
-  repeated field; it supports ``len``, indexing, iteration and ``list()``.
+* ``get_values`` returns a ``TensorValues``, a read-only sequence of Python
+  scalars like the protobuf repeated field it replaces (``list(values)``
+  is JSON-serialisable, ``values[0]`` is an ``int``, ``float``, ``bool`` or
+  ``bytes``). ``numpy.asarray(values)`` is the flat numpy view on the
+  response body, without a copy. It also covers the dtypes for which the
+  official SDK returned None (for example uint8 outputs of the TF class).
 * Asking for an output the response lacks raises ``OutputNotFoundError``
   (a ``PredictException`` and a ``KeyError``) listing the outputs it has,
   where the official SDK returned an empty field.
@@ -25,7 +29,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Union
+from typing import Any, SupportsIndex, Union, overload
 
 import numpy as np
 
@@ -39,6 +43,7 @@ __all__ = [
     "StringResponse",
     "TFRequest",
     "TFResponse",
+    "TensorValues",
     "TorchRequest",
     "TorchResponse",
 ]
@@ -241,6 +246,78 @@ def _missing(kind: str, key: object, available: Sequence[object]) -> OutputNotFo
     )
 
 
+# ---------------------------------------------------------- output values --
+
+
+class TensorValues(Sequence[Any]):
+    """The values of one output, flat, as a read-only sequence of Python scalars.
+
+    It behaves like the protobuf repeated field that ``get_values`` returns
+    in the official SDK: ``len(values)``, ``values[0]`` (an ``int``,
+    ``float``, ``bool`` or ``bytes``), ``values[1:3]`` (a list), iteration,
+    and ``==`` with a list. ``numpy.asarray(values)`` and ``values.array``
+    give the flat numpy array without a copy; for float outputs it is a
+    read-only view on the response body.
+    """
+
+    __slots__ = ("_array",)
+
+    def __init__(self, array: np.ndarray) -> None:
+        self._array = array.reshape(-1)
+
+    @property
+    def array(self) -> np.ndarray:
+        """The values as a flat numpy array (no copy)."""
+        return self._array
+
+    def tolist(self) -> list[Any]:
+        """Return the values as a list of Python scalars."""
+        return self._array.tolist()
+
+    def __len__(self) -> int:
+        return int(self._array.shape[0])
+
+    @overload
+    def __getitem__(self, index: SupportsIndex) -> Any: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Any]: ...
+
+    def __getitem__(self, index: SupportsIndex | slice) -> Any:
+        if isinstance(index, slice):
+            return self._array[index].tolist()
+        return self._array.item(index)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._array.tolist())
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._array.tolist()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, TensorValues):
+            return self.tolist() == other.tolist()
+        if isinstance(other, Sequence) and not isinstance(other, (str, bytes)):
+            return self.tolist() == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # equal to lists, so unhashable
+
+    def __repr__(self) -> str:
+        return repr(self._array.tolist())
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        array = self._array
+        if dtype is None or np.dtype(dtype) == array.dtype:
+            return array.copy() if copy else array
+        if copy is False:
+            raise ValueError(
+                f"cannot convert {array.dtype} output values to {np.dtype(dtype)} "
+                "without a copy; pass copy=None or copy=True"
+            )
+        return array.astype(dtype)
+
+
 # ------------------------------------------------------------- TensorFlow --
 
 
@@ -323,9 +400,9 @@ class TFResponse(Response, Mapping[str, np.ndarray]):
     """The outputs of a TensorFlow PredictResponse.
 
     ``response[name]`` is the output as a numpy array of its shape.
-    ``get_values(name)`` returns the same data flat (one dimension), and
-    ``get_tensor_shape(name)`` its shape as a list. Float outputs are
-    read-only views on the response body.
+    ``get_values(name)`` returns the same data flat, as a ``TensorValues``
+    sequence of Python scalars, and ``get_tensor_shape(name)`` its shape as
+    a list. Float outputs are read-only views on the response body.
     """
 
     def __init__(self, response_data: bytes | None = None) -> None:
@@ -358,9 +435,9 @@ class TFResponse(Response, Mapping[str, np.ndarray]):
         """Return the shape of output ``output_name``."""
         return list(self[output_name].shape)
 
-    def get_values(self, output_name: str) -> np.ndarray:
-        """Return the values of output ``output_name`` as a flat array."""
-        return self[output_name].reshape(-1)
+    def get_values(self, output_name: str) -> TensorValues:
+        """Return the values of output ``output_name``, flat."""
+        return TensorValues(self[output_name])
 
 
 # ---------------------------------------------------------------- PyTorch --
@@ -492,14 +569,14 @@ class TorchResponse(Response):
         """Return the shape of positional output ``output_index``."""
         return list(self._output(output_index).shape)
 
-    def get_values(self, output_index: int) -> np.ndarray:
+    def get_values(self, output_index: int) -> TensorValues:
         """Return the values of positional output ``output_index``, flat."""
-        return self._output(output_index).reshape(-1)
+        return TensorValues(self._output(output_index))
 
     def get_tensor_shape_map(self, output_index: str) -> list[int]:
         """Return the shape of named output ``output_index``."""
         return list(self._map_output(output_index).shape)
 
-    def get_values_map(self, output_index: str) -> np.ndarray:
+    def get_values_map(self, output_index: str) -> TensorValues:
         """Return the values of named output ``output_index``, flat."""
-        return self._map_output(output_index).reshape(-1)
+        return TensorValues(self._map_output(output_index))

@@ -23,6 +23,7 @@ from easfast import (
     TorchRequest,
     TorchResponse,
 )
+from easfast.requests import TensorValues
 
 
 def compat_client(endpoint: str) -> list[int]:
@@ -40,7 +41,10 @@ def compat_client(endpoint: str) -> list[int]:
     request.add_feed("images", [1, 784], TFRequest.DT_FLOAT, [0.0] * 784)
     request.add_fetch("scores")
     response: TFResponse = client.predict(request)
-    values: np.ndarray = response.get_values("scores")
+    values: TensorValues = response.get_values("scores")
+    as_list: list[float] = list(values)
+    flat: np.ndarray = np.asarray(values)
+    first_value: float = values[0]
     shape: list[int] = response.get_tensor_shape("scores")
     scores: np.ndarray = response["scores"]
 
@@ -49,18 +53,20 @@ def compat_client(endpoint: str) -> list[int]:
     torch.add_feed_map("images", [1, 784], TorchRequest.DT_FLOAT, [0.0] * 784)
     torch.add_fetch(0)
     torch_response: TorchResponse = client.predict(torch)
-    first: np.ndarray = torch_response.get_values(0)
+    first: TensorValues = torch_response.get_values(0)
+    named: TensorValues = torch_response.get_values_map("scores")
 
     text: StringResponse = client.predict(StringRequest("hello"))
     data: bytes = text.response_data
     client.destroy()
-    del values, scores, first, data
+    del values, as_list, flat, first_value, scores, first, named, data
     return shape
 
 
 def new_client(endpoint: str) -> dict[str, np.ndarray]:
     retry = Retry(3, backoff_factor=0.05, backoff_jitter=0.01)
-    with Client("mnist", endpoint=endpoint, timeout=0.5, retry=retry) as client:
+    with Client("mnist", endpoint=endpoint, timeout=0.5, retry=retry,
+                eject_after=3, eject_for=0.5) as client:
         images = np.zeros((2, 784), dtype=np.float32)
         outputs = client.predict({"images": images}, outputs=["scores"])
         raw: bytes = client.predict_raw(b"\0")
@@ -68,7 +74,8 @@ def new_client(endpoint: str) -> dict[str, np.ndarray]:
         future: Future[dict[str, np.ndarray]] = client.submit({"images": images})
         raw_future: Future[bytes] = client.submit_raw(b"body")
         endpoints: list[str] = client.endpoints
-        del raw, many, future, raw_future, endpoints
+        ejected: list[str] = client.ejected_endpoints
+        del raw, many, future, raw_future, endpoints, ejected
         return outputs
 
 
