@@ -373,16 +373,37 @@ class TestTorchRequest:
         with pytest.raises(EncodeError, match=r"\[0\] are missing"):
             request.to_string()
 
-    def test_snappy_flag_without_package_raises(self) -> None:
-        request = TorchRequest(flag=True)
-        request.add_feed(0, [1], TorchRequest.DT_FLOAT, [1.0])
-        try:
-            import snappy  # type: ignore[import-not-found]  # noqa: F401
-        except ImportError:
-            with pytest.raises(EncodeError, match="python-snappy"):
-                request.to_string()
-        else:  # pragma: no cover - only with python-snappy installed
-            assert request.to_string()
+    def _feed(self, request: TorchRequest) -> TorchRequest:
+        request.add_feed(0, [2, 64], TorchRequest.DT_FLOAT,
+                         np.tile(np.arange(64, dtype=np.float32), 2))
+        request.add_feed_map("ids", [3], TorchRequest.DT_INT64, [1, 2, 3])
+        return request
+
+    def test_snappy_flag_compresses_raw_block(self) -> None:
+        cramjam = pytest.importorskip("cramjam")  # in the "test" extra
+        plain = self._feed(TorchRequest()).to_string()
+        body = self._feed(TorchRequest(flag=True)).to_string()
+        assert body != plain
+        assert len(body) < len(plain)
+        assert bytes(cramjam.snappy.decompress_raw(body)) == plain
+        # The raw format starts with the uncompressed length as a varint;
+        # the framed format would start with the b"\xff\x06\x00\x00sNaPpY"
+        # stream identifier.
+        assert not body.startswith(b"\xff\x06\x00\x00sNaPpY")
+        assert body[:2] == bytes([len(plain) & 0x7F | 0x80, len(plain) >> 7])
+        inputs, map_inputs, _, _ = _core.decode_torch_request(
+            bytes(cramjam.snappy.decompress_raw(body)))
+        assert inputs[0].shape == (2, 64)
+        assert map_inputs["ids"].tolist() == [1, 2, 3]
+
+    def test_snappy_flag_without_package_raises(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # A None entry in sys.modules makes the import raise ImportError.
+        monkeypatch.setitem(sys.modules, "cramjam", None)
+        request = self._feed(TorchRequest(flag=True))
+        with pytest.raises(EncodeError, match=r'pip install "easfast\[snappy\]"'):
+            request.to_string()
 
     def test_bad_index_raises(self) -> None:
         with pytest.raises(EncodeError, match="index"):

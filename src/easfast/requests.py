@@ -455,7 +455,8 @@ class TorchRequest(Request):
     DT_INT64 = DT_INT64
 
     def __init__(self, flag: bool = False) -> None:
-        # flag=True requests a snappy-compressed body, as in the official SDK.
+        # flag=True sends a snappy-compressed body (raw block format), as in
+        # the official SDK. It needs the "snappy" extra (cramjam).
         self.flag = flag
         self.inputs: dict[int, Tensor] = {}
         self.map_inputs: dict[str, Tensor] = {}
@@ -521,15 +522,18 @@ class TorchRequest(Request):
 
 
 def _snappy_compress(body: bytes) -> bytes:
+    # The official SDK calls python-snappy's snappy.compress, which writes
+    # the raw snappy block format (no framing). cramjam's compress_raw
+    # writes the same bytes: python-snappy 0.7 and later is built on it.
     try:
-        import snappy  # type: ignore[import-not-found]
+        import cramjam
     except ImportError:
         raise EncodeError(
-            "TorchRequest(flag=True) asks for a snappy-compressed body, but "
-            "the python-snappy package is not installed; install it or pass "
-            "flag=False"
+            "TorchRequest(flag=True) sends a snappy-compressed body, which "
+            'needs the cramjam package; install it with pip install '
+            '"easfast[snappy]", or pass flag=False'
         ) from None
-    return bytes(snappy.compress(body))
+    return bytes(cramjam.snappy.compress_raw(body))
 
 
 class TorchResponse(Response):
