@@ -355,6 +355,22 @@ class TestHTTP:
         response = raw_exchange(eas.instances[0].address, request.encode())
         assert response.startswith(b"HTTP/1.1 431 ")
 
+    def test_error_response_survives_unread_body(self, local_eas):
+        # The server rejects the body as soon as it reads the head. Closing
+        # with the body still arriving would reset the connection, and the
+        # client would get an error instead of the 413 response.
+        eas = local_eas(instances=1, processor="string", max_body_size=10)
+        host, port = eas.instances[0].address.split(":")
+        body = b"b" * 4_000_000
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            head = f"POST {PATH} HTTP/1.1\r\nContent-Length: {len(body)}\r\n\r\n"
+            sock.sendall(head.encode() + body)
+            response = b""
+            while chunk := sock.recv(65536):
+                response += chunk
+        assert response.startswith(b"HTTP/1.1 413 ")
+        assert b"exceeds 10" in response
+
     def test_unknown_path_gets_404(self, eas):
         status, body, _ = post(
             eas.instances[0].address, b"x", path="/api/predict/other"

@@ -43,6 +43,8 @@ T = TypeVar("T")
 DEFAULT_MAX_BODY_SIZE = 512 * 1024 * 1024
 #: Seconds that start and stop wait for the loop thread before giving up.
 LOOP_CALL_TIMEOUT = 10.0
+#: Seconds a connection drops input after an error response before it closes.
+LINGER_SECONDS = 2.0
 #: Bodies up to this size go out in the same write as the response head.
 _COALESCE_LIMIT = 64 * 1024
 
@@ -167,6 +169,8 @@ class _Connection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._eof = False
         self._done = False
+        # After an error response: input is discarded until the client closes.
+        self._linger: asyncio.TimerHandle | None = None
 
     # asyncio.Protocol callbacks.
 
@@ -179,13 +183,13 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._done = True
         self._server._connections.discard(self)
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._cancel_timers()
         if exc is not None:
             log.debug("%s: connection lost: %r", self._server.label, exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._done:
+            return  # a lingering close discards what the client still sends
         self._buffer += data
         if self._timer is None:
             self._process()
@@ -195,6 +199,9 @@ class _Connection(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self._eof = True
+        if self._linger is not None:
+            self._close()
+            return True
         if self._timer is None:
             self._process()
         return True  # keep the transport open until the pending response is out
@@ -213,7 +220,7 @@ class _Connection(asyncio.Protocol):
                 log.debug(
                     "%s: bad request, %d: %s", self._server.label, exc.status, exc
                 )
-                self._finish(Response.text(exc.status, str(exc)), keep_alive=False)
+                self._fail(exc)
                 return
             if request is None:
                 if self._eof:
@@ -309,7 +316,34 @@ class _Connection(asyncio.Protocol):
     def _close(self) -> None:
         # close() sends what is buffered before the FIN.
         self._done = True
+        self._cancel_timers()
         self._transport_or_fail().close()
+
+    def _fail(self, error: BadRequest) -> None:
+        """Send the error response, then close without resetting the client.
+
+        The client may still be sending the request. Closing a socket with
+        unread input sends RST, which can discard the response before the
+        client reads it, so the connection shuts down its sending side and
+        drops input until the client closes or LINGER_SECONDS pass.
+        """
+        transport = self._transport_or_fail()
+        response = Response.text(error.status, str(error))
+        transport.write(response.head(keep_alive=False) + response.body)
+        self._done = True
+        self._buffer.clear()
+        if self._eof or not transport.can_write_eof():
+            self._close()
+            return
+        transport.write_eof()
+        self._linger = self._loop.call_later(LINGER_SECONDS, self._close)
+
+    def _cancel_timers(self) -> None:
+        for timer in (self._timer, self._linger):
+            if timer is not None:
+                timer.cancel()
+        self._timer = None
+        self._linger = None
 
     def _reset(self) -> None:
         """Close the connection so that the kernel sends RST instead of FIN."""
@@ -326,9 +360,7 @@ class _Connection(asyncio.Protocol):
     def abort(self) -> None:
         """Drop the connection at once, as a crashed server would (FIN, no reply)."""
         self._done = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._cancel_timers()
         if self._transport is not None:
             self._transport.abort()
 
