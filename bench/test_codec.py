@@ -1,8 +1,8 @@
 """Codec speed: easfast beside eas_prediction's TFRequest/TFResponse.
 
-Run with the bench virtualenv (see README.md); each case sets a group, so
-every table compares easfast with the official SDK and, for encoding, with
-``bytearray(arr)``, one plain copy of the array's buffer.
+Run with the bench virtualenv described in README.md. Each case is one
+group, so every table compares easfast with the official SDK. Encoding is also
+compared with ``bytearray(arr)``, one plain copy of the array's buffer.
 """
 
 from __future__ import annotations

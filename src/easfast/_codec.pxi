@@ -96,7 +96,8 @@ cdef enum:
 
 # protobuf rejects messages of 2 GiB or more, in both directions.
 cdef Py_ssize_t _MAX_MESSAGE = 0x7FFFFFFF
-# Nesting limit for messages and groups: protobuf's default recursion limit.
+# Nesting limit for messages and groups, the default of Google's protobuf
+# (DEFAULT_RECURSION_LIMIT in google/protobuf/internal/decoder.py).
 cdef int _MAX_DEPTH = 100
 # numpy 1.x arrays have at most 32 dimensions.
 cdef int _MAX_DIMS = 32
@@ -192,13 +193,13 @@ cdef str _code_name(long long code):
     return f"unknown dtype code {code}"
 
 
-def _describe_code(code):
+cdef str _describe_code(object code):
     if isinstance(code, int) and 0 <= code < len(_CODE_NAMES):
         return f"{code} ({_CODE_NAMES[code]})"
     return repr(code)
 
 
-def _carried_codes():
+cdef str _carried_codes():
     return ", ".join(_CODE_NAMES[code] for code in sorted(_CODE_DTYPES))
 
 

@@ -9,11 +9,11 @@ of the process, is a finding that libFuzzer reports and saves as an artifact.
 Usage: python fuzz_decoders.py [libFuzzer flags] CORPUS_DIR...
 
 NOTE: easfast._core is a C extension built without sanitizer coverage, so
-libFuzzer only sees the Python-level branches below. They sort each outcome
-by error kind and result shape, which gives the mutator some feedback. An
-instrumented build needs clang, which was not available where this was
-written (so it is untested): build with CC=clang CFLAGS=-fsanitize=fuzzer-no-link
-and preload atheris's libFuzzer as atheris's documentation describes.
+libFuzzer gets coverage only from the Python-level branches below. They sort
+each outcome by error kind and result shape, which gives the mutator some
+feedback. Coverage of the C code itself needs a clang build of the extension
+(CC=clang CFLAGS=-fsanitize=fuzzer-no-link) loaded beside atheris's libFuzzer
+as atheris's documentation describes; that setup is untested here.
 """
 
 from __future__ import annotations
