@@ -324,6 +324,11 @@ class TestHTTP:
                 417,
                 b"Expect 'magic'",
             ),
+            (
+                f"POST {PATH} HTTP/1.1\r\nContent-Length: 1\r\nExpect: magic\r\n\r\nx",
+                417,
+                b"Expect 'magic'",
+            ),
         ],
         ids=[
             "request-line",
@@ -335,6 +340,7 @@ class TestHTTP:
             "coding-and-length",
             "chunk-size",
             "expect",
+            "expect-with-body",
         ],
     )
     def test_bad_request_gets_error_and_close(self, eas, request_text, status, message):

@@ -164,7 +164,7 @@ class _Connection(asyncio.Protocol):
         self._body_start = 0
         self._body_length: int | None = None
         self._chunked: ChunkedBody | None = None
-        self._continue_sent = False
+        self._continue_wanted = False
         # A Deferred outcome is pending; later requests wait in the buffer.
         self._timer: asyncio.TimerHandle | None = None
         self._eof = False
@@ -247,7 +247,7 @@ class _Connection(asyncio.Protocol):
             self._request = request
             self._body_start = head_end + 4
             self._body_length = length
-            self._continue_sent = False
+            self._continue_wanted = wants_continue(request)
             if length is None:
                 self._chunked = ChunkedBody(
                     self._body_start, self._server.max_body_size
@@ -257,14 +257,14 @@ class _Connection(asyncio.Protocol):
         if self._chunked is not None:
             parsed = self._chunked.feed(buffer)
             if parsed is None:
-                self._send_continue(request)
+                self._send_continue()
                 return None
             body, end = parsed
         else:
             assert self._body_length is not None
             end = self._body_start + self._body_length
             if len(buffer) < end:
-                self._send_continue(request)
+                self._send_continue()
                 return None
             body = bytes(memoryview(buffer)[self._body_start : end])
 
@@ -274,9 +274,11 @@ class _Connection(asyncio.Protocol):
         request.body = body
         return request
 
-    def _send_continue(self, request: Request) -> None:
-        if not self._continue_sent and wants_continue(request):
-            self._continue_sent = True
+    def _send_continue(self) -> None:
+        # Sent once, and only while the body is incomplete: a client that
+        # sent the body already does not wait for it.
+        if self._continue_wanted:
+            self._continue_wanted = False
             self._transport_or_fail().write(_CONTINUE)
 
     def _deliver(self, request: Request, outcome: Outcome) -> None:
