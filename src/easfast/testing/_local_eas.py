@@ -25,9 +25,9 @@ DEFAULT_WEIGHT = 100
 _SERVICE_NAME = re.compile(r"[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*")
 
 
-def _check_weight(weight: object, what: str) -> int:
+def _check_weight(weight: object, name: str) -> int:
     if isinstance(weight, bool) or not isinstance(weight, int) or weight < 0:
-        raise ValueError(f"{what} must be an int >= 0, got {weight!r}")
+        raise ValueError(f"{name} must be an int >= 0, got {weight!r}")
     return weight
 
 
@@ -234,7 +234,7 @@ class LocalEAS:
         return instance
 
     def remove_instance(self, instance: Instance) -> None:
-        """Stop ``instance`` (its port refuses connections) and unlist it."""
+        """Stop ``instance`` and unlist it; connections to its port are refused."""
         loop_thread = self._running_loop()
         with self._lock:
             if instance not in self._instances:
