@@ -716,3 +716,32 @@ class TestCompatRequests:
         np.testing.assert_array_equal(response.get_values("classes"), classes)
         assert response.get_tensor_shape("scores") == [2, 10]
         np.testing.assert_allclose(response["scores"], scores, rtol=1e-5)
+
+
+class TestConvert:
+    def test_float16_rejected_without_convert(
+        self, local_eas: EASFactory, make_client: Callable[..., Client],
+        digits: tuple[np.ndarray, np.ndarray],
+    ) -> None:
+        eas = local_eas(instances=1)
+        client = make_client(eas)
+        images = digits[0][:2].astype(np.float16)
+        with pytest.raises(easfast.EncodeError, match="float16.*convert=True"):
+            client.predict({"images": images})
+        assert _total_requests(eas) == 0
+
+    def test_float16_sent_as_float32_with_convert(
+        self, local_eas: EASFactory, make_client: Callable[..., Client],
+        digits: tuple[np.ndarray, np.ndarray], digit_model: DigitModel,
+    ) -> None:
+        eas = local_eas(instances=1)
+        client = make_client(eas)
+        images = digits[0][:3].astype(np.float16)
+        expected, classes = digit_model.predict(images.astype(np.float32))
+        out = client.predict({"images": images}, convert=True)
+        np.testing.assert_allclose(out["scores"], expected, rtol=1e-5, atol=1e-6)
+        assert out["classes"].tolist() == classes.tolist()
+        many = client.predict_many([{"images": images}], convert=True)
+        assert many[0]["classes"].tolist() == classes.tolist()
+        future = client.submit({"images": images}, convert=True)
+        assert future.result(timeout=10)["classes"].tolist() == classes.tolist()

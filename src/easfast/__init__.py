@@ -6,9 +6,7 @@ replaces ``from eas_prediction import PredictClient``. ``Client`` is the
 keyword-argument form with numpy inputs and outputs.
 """
 
-from __future__ import annotations
-
-import logging
+import logging as _logging
 
 from .client import (
     ENDPOINT_TYPE_DEFAULT,
@@ -39,6 +37,7 @@ from .requests import (
     StringRequest,
     StringResponse,
     TFRequest,
+    TensorValues,
     TFResponse,
     TorchRequest,
     TorchResponse,
@@ -73,10 +72,11 @@ __all__ = [
     "StringResponse",
     "TFRequest",
     "TFResponse",
+    "TensorValues",
     "TorchRequest",
     "TorchResponse",
     "TransportError",
     "__version__",
 ]
 
-logging.getLogger(__name__).addHandler(logging.NullHandler())
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())

@@ -346,7 +346,10 @@ class Client:
         return self._session.call(_as_body(body))
 
     def _encode(
-        self, inputs: Mapping[str, Any], outputs: Sequence[str] | None
+        self,
+        inputs: Mapping[str, Any],
+        outputs: Sequence[str] | None,
+        convert: bool,
     ) -> bytes:
         if not isinstance(inputs, Mapping):
             raise ConfigurationError(
@@ -354,20 +357,25 @@ class Client:
                 f"{type(inputs).__name__}"
             )
         return bytes(_core.encode_tf_request(
-            self.signature_name, inputs, list(outputs or ()), convert=False))
+            self.signature_name, inputs, list(outputs or ()), convert=convert))
 
     def predict(
         self,
         inputs: Mapping[str, Any],
         outputs: Sequence[str] | None = None,
+        *,
+        convert: bool = False,
     ) -> dict[str, np.ndarray]:
         """Run the TensorFlow model on ``inputs`` and return its outputs.
 
         ``inputs`` maps input names to numpy arrays (or ``(DT_code, array)``
         pairs); ``outputs`` limits the outputs returned. Float outputs are
-        read-only views on the response body.
+        read-only views on the response body. ``convert=True`` sends dtypes
+        the wire format cannot carry after a stated cast: float16 and
+        bfloat16 as float32, uint32 as int64, and uint64 as int64 when every
+        value fits; otherwise they raise ``EncodeError``.
         """
-        body = self._encode(inputs, outputs)
+        body = self._encode(inputs, outputs, convert)
         return dict(_core.decode_tf_response(self._session.call(body)))
 
     def predict_many(
@@ -377,15 +385,16 @@ class Client:
         *,
         concurrency: int = DEFAULT_CONCURRENCY,
         return_exceptions: bool = False,
+        convert: bool = False,
     ) -> list[Any]:
         """Run ``predict`` on every item, ``concurrency`` at a time, from this thread.
 
         Returns the outputs in the order of ``inputs``. A failed item raises
         its ``PredictException`` after every other item has finished, unless
         ``return_exceptions`` is true, in which case the exception takes the
-        item's place in the list.
+        item's place in the list. ``convert`` is as in ``predict``.
         """
-        bodies = [self._encode(item, outputs) for item in inputs]
+        bodies = [self._encode(item, outputs, convert) for item in inputs]
         results = self._many(bodies, concurrency)
         decoded: list[Any] = []
         for result in results:
@@ -419,9 +428,11 @@ class Client:
         self,
         inputs: Mapping[str, Any],
         outputs: Sequence[str] | None = None,
+        *,
+        convert: bool = False,
     ) -> Future[dict[str, np.ndarray]]:
         """Start ``predict`` in the background; return a future of its outputs."""
-        raw = self._session.submit(self._encode(inputs, outputs))
+        raw = self._session.submit(self._encode(inputs, outputs, convert))
         decoded: Future[dict[str, np.ndarray]] = Future()
 
         def copy(done: Future[bytes]) -> None:
