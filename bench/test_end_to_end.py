@@ -66,6 +66,7 @@ CLIENTS = {
 @pytest.mark.parametrize("name", list(CLIENTS))
 def test_tf_predict(benchmark, tf_service, name):
     make_client, request_class = CLIENTS[name]
+    benchmark.extra_info.update(case="simulator: TF [1, 784]", impl=name)
     client = make_client(tf_service)
     image = IMAGES[0]
 
@@ -88,6 +89,7 @@ def test_tf_predict(benchmark, tf_service, name):
 def test_string_predict(benchmark, string_service, name):
     make_client, _ = CLIENTS[name]
     module = eas_prediction if name == "eas_prediction" else easfast
+    benchmark.extra_info.update(case="simulator: string 1 KiB", impl=name)
     client = make_client(string_service)
     body = bytes(range(256)) * 4
 

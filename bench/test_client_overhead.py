@@ -1,0 +1,124 @@
+"""Client-side cost per call: easfast beside eas_prediction against nginx.
+
+nginx (``bench/nginx.py``) serves three instances that return one fixed,
+valid PredictResponse and a static discovery document, so the server's
+share of each call is small and the ratio shows what each client costs:
+building the request, the HTTP exchange and parsing the response.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+import easfast
+from easfast import _core
+from easfast.testing import DigitModel, load_digits
+from nginx import NginxService, find_nginx
+
+eas_prediction = pytest.importorskip("eas_prediction")
+
+pytestmark = [
+    pytest.mark.skipif(
+        find_nginx() is None,
+        reason="nginx is not installed (apt-get install nginx-light)",
+    ),
+    # eas_prediction 0.36 builds direct-connection URLs without a scheme,
+    # which urllib3 2.x reports with a FutureWarning on every call.
+    pytest.mark.filterwarnings("ignore::FutureWarning"),
+]
+
+IMAGES, _ = load_digits()
+SCORES, CLASSES = DigitModel().predict(IMAGES[:1])
+RESPONSE = _core.encode_tf_response({"scores": SCORES, "classes": CLASSES})
+SIZES = {"1x784": IMAGES[:1], "64x784": np.repeat(IMAGES[:1], 64, axis=0)}
+
+
+@pytest.fixture(scope="module")
+def nginx(tmp_path_factory):
+    service = NginxService(tmp_path_factory.mktemp("nginx"), "mnist", RESPONSE)
+    yield service
+    service.stop()
+
+
+def make_official(endpoint):
+    client = eas_prediction.PredictClient(endpoint, "mnist")
+    client.set_endpoint_type(eas_prediction.ENDPOINT_TYPE_DIRECT)
+    client.set_log_level(logging.CRITICAL)
+    client.init()
+    return client
+
+
+def make_easfast(endpoint):
+    client = easfast.PredictClient(endpoint, "mnist")
+    client.set_endpoint_type(easfast.ENDPOINT_TYPE_DIRECT)
+    client.init()
+    return client
+
+
+CLIENTS = {
+    "eas_prediction": (make_official, eas_prediction.TFRequest),
+    "easfast": (make_easfast, easfast.TFRequest),
+}
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+@pytest.mark.parametrize("name", list(CLIENTS))
+def test_tf_call(benchmark, nginx, name, size):
+    make_client, request_class = CLIENTS[name]
+    images = SIZES[size]
+    benchmark.group = f"nginx: TF call, float32 [{size.replace('x', ', ')}] in"
+    benchmark.extra_info.update(case=benchmark.group, impl=name)
+    client = make_client(nginx.endpoint)
+
+    def call():
+        request = request_class("predict_images")
+        request.add_feed(
+            "images", list(images.shape), request_class.DT_FLOAT, images.ravel()
+        )
+        response = client.predict(request)
+        return np.asarray(response.get_values("scores"), dtype=np.float32)
+
+    try:
+        call()  # The official client fills its instance list in the background.
+        scores = benchmark(call)
+    finally:
+        client.destroy()
+    np.testing.assert_array_equal(scores, SCORES.ravel())
+
+
+@pytest.mark.benchmark(group="nginx: 64 calls from one thread")
+@pytest.mark.parametrize("name", ["eas_prediction", "easfast", "easfast-many"])
+def test_64_calls(benchmark, nginx, name):
+    image = IMAGES[:1]
+    benchmark.extra_info.update(case="nginx: 64 calls, one thread", impl=name)
+    if name == "easfast-many":
+        client = easfast.Client("mnist", endpoint=nginx.endpoint)
+
+        def run():
+            outs = client.predict_many([{"images": image}] * 64, concurrency=8)
+            return outs[-1]["scores"]
+
+        close = client.close
+    else:
+        make_client, request_class = CLIENTS[name]
+        predict_client = make_client(nginx.endpoint)
+
+        def run():
+            for _ in range(64):
+                request = request_class("predict_images")
+                request.add_feed(
+                    "images", [1, 784], request_class.DT_FLOAT, image.ravel()
+                )
+                response = predict_client.predict(request)
+            return np.asarray(response.get_values("scores"), dtype=np.float32)
+
+        close = predict_client.destroy
+    try:
+        run()
+        scores = benchmark(run)
+    finally:
+        close()
+    np.testing.assert_array_equal(np.ravel(scores), SCORES.ravel())
