@@ -48,12 +48,13 @@ def tf_program(endpoint: str, service: str, token: str, image: list) -> tuple:
     return scores, shape, label
 
 
-def torch_program(endpoint: str, service: str, image: list) -> tuple:
+def torch_program(endpoint: str, service: str, image: list,
+                  snappy: bool = False) -> tuple:
     client = PredictClient(endpoint, service)
     client.set_endpoint_type(ENDPOINT_TYPE_DIRECT)
     client.init()
 
-    req = TorchRequest()
+    req = TorchRequest(snappy)
     req.add_feed(0, [1, 784], TorchRequest.DT_FLOAT, image)
     resp = client.predict(req)
     scores = resp.get_values(0)
@@ -136,6 +137,18 @@ def test_torch_program(local_eas: EASFactory, digits: tuple,
     image = digits[0][3]
     scores, shape, label = torch_program(eas.endpoint, eas.service_name,
                                          image.tolist())
+    expected_scores, expected_classes = digit_model.predict(image[None, :])
+    np.testing.assert_allclose(scores, expected_scores[0], rtol=1e-5)
+    assert shape == [1, 10]
+    assert label == expected_classes[0]
+
+
+def test_torch_program_with_snappy_body(local_eas: EASFactory, digits: tuple,
+                                       digit_model: DigitModel) -> None:
+    eas = local_eas(instances=2, processor="torch")
+    image = digits[0][5]
+    scores, shape, label = torch_program(eas.endpoint, eas.service_name,
+                                         image.tolist(), snappy=True)
     expected_scores, expected_classes = digit_model.predict(image[None, :])
     np.testing.assert_allclose(scores, expected_scores[0], rtol=1e-5)
     assert shape == [1, 10]

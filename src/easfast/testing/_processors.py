@@ -118,6 +118,18 @@ class TFProcessor:
         return bytes(_core.encode_tf_response(outputs))
 
 
+def _snappy_decompress(body: bytes) -> bytes | None:
+    """Return ``body`` decompressed as a raw snappy block, or None."""
+    try:
+        import cramjam
+    except ImportError:
+        return None
+    try:
+        return bytes(cramjam.snappy.decompress_raw(body))
+    except Exception:  # noqa: BLE001 - cramjam raises its own error types
+        return None
+
+
 class TorchProcessor:
     """Runs PyTorch PredictRequests with the digit model."""
 
@@ -132,7 +144,17 @@ class TorchProcessor:
                 _core.decode_torch_request(body)
             )
         except (DecodeError, EncodeError) as exc:
-            raise InvalidRequest(_decode_problem("PyTorch", exc)) from None
+            # TorchRequest(flag=True) sends a raw snappy block with no header
+            # to say so, as the official SDK does; try that before rejecting.
+            unpacked = _snappy_decompress(body)
+            if unpacked is None:
+                raise InvalidRequest(_decode_problem("PyTorch", exc)) from None
+            try:
+                inputs, map_inputs, output_filter, _debug_level = (
+                    _core.decode_torch_request(unpacked)
+                )
+            except (DecodeError, EncodeError):
+                raise InvalidRequest(_decode_problem("PyTorch", exc)) from None
 
         if inputs and map_inputs:
             raise InvalidRequest(
