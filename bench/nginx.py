@@ -3,7 +3,7 @@
 nginx serves a fixed response body for every predict call and a static
 discovery document, so a benchmark against it times the client (request
 building, HTTP, response parsing) and very little server work. nginx
-answers POST on a static file with 405; ``error_page 405 =200 $uri``
+rejects POST on a static file with 405, and ``error_page 405 =200 $uri``
 turns that into the file's content with status 200.
 """
 
@@ -112,8 +112,8 @@ class NginxService:
 
         servers = "".join(_INSTANCE.format(port=p, root=root) for p in self.ports)
         servers += _DISCOVERY.format(port=self.discovery_port, root=root)
-        # Workers run as "nobody" under root unless told otherwise, and
-        # nobody cannot read pytest's private temporary directory.
+        # Under root, workers run as "nobody" unless the config names a
+        # user, and "nobody" cannot read pytest's private temporary directory.
         user = "user root;" if os.geteuid() == 0 else ""
         config = root / "nginx.conf"
         config.write_text(_CONFIG.format(user=user, root=root, servers=servers))

@@ -1,9 +1,9 @@
 """Client-side cost per call: easfast beside eas_prediction against nginx.
 
 nginx (``bench/nginx.py``) serves three instances that return one fixed,
-valid PredictResponse and a static discovery document, so the server's
-share of each call is small and the ratio shows what each client costs:
-building the request, the HTTP exchange and parsing the response.
+valid PredictResponse, and a static discovery document. The server's share
+of each call is small, so the ratio shows what each client costs: building
+the request, the HTTP exchange and parsing the response.
 """
 
 from __future__ import annotations

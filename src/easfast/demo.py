@@ -2,8 +2,8 @@
 
 The demo starts the local EAS simulator (three instances of a digit
 classifier with unequal weights), sends every request through
-``PredictClient`` over the direct channel, checks each answer against the
-same model evaluated here with numpy, and prints what it saw. It exits
+``PredictClient`` over the direct channel, checks each response against the
+same model evaluated here with numpy, and prints a report. It exits
 with status 1 on any error or wrong answer.
 """
 
@@ -29,7 +29,7 @@ DEFAULT_WEIGHTS = (5, 2, 1)
 
 @dataclass
 class DemoReport:
-    """What one demo run observed."""
+    """Counts, latencies and instance shares of one demo run."""
 
     requests: int = 0
     errors: list[str] = field(default_factory=list)
