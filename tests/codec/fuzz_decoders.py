@@ -8,12 +8,20 @@ of the process, is a finding that libFuzzer reports and saves as an artifact.
 
 Usage: python fuzz_decoders.py [libFuzzer flags] CORPUS_DIR...
 
-NOTE: easfast._core is a C extension built without sanitizer coverage, so
-libFuzzer gets coverage only from the Python-level branches below. They sort
-each outcome by error kind and result shape, which gives the mutator some
-feedback. Coverage of the C code itself needs a clang build of the extension
-(CC=clang CFLAGS=-fsanitize=fuzzer-no-link) loaded beside atheris's libFuzzer
-as atheris's documentation describes; that setup is untested here.
+Coverage feedback comes from one of two sources, chosen by how the run starts:
+
+- Native mode: easfast._core is a clang build with
+  -fsanitize=fuzzer-no-link,address placed first on PYTHONPATH, and atheris's
+  asan_with_fuzzer.so is in LD_PRELOAD. libFuzzer then gets feedback from
+  every branch and comparison of the decoder's C code, and AddressSanitizer
+  aborts on an out-of-bounds access. test_fuzz.py builds and starts this
+  mode when clang is on PATH.
+- Python-only mode: the ordinary extension, built without sanitizer
+  coverage. libFuzzer gets feedback only from the Python branches below, which sort each
+  outcome by error kind and result shape.
+
+The script prints the path of the easfast._core it loaded to stderr, so the
+caller can check which build ran.
 """
 
 from __future__ import annotations
@@ -21,12 +29,10 @@ from __future__ import annotations
 import sys
 
 import atheris
-
-with atheris.instrument_imports():
-    from easfast import _core
-    from easfast.exceptions import DecodeError
-
 import numpy as np
+
+from easfast import _core
+from easfast.exceptions import DecodeError
 
 DECODERS = (
     _core.decode_tf_response,
@@ -113,6 +119,7 @@ def test_one_input(data: bytes) -> None:
 
 
 def main() -> None:
+    print(f"easfast._core loaded from {_core.__file__}", file=sys.stderr)
     atheris.Setup(sys.argv, test_one_input)
     atheris.Fuzz()
 
