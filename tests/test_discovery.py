@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from easfast.discovery import (
+    MAX_BODY_SIZE,
     URL_FORM_EXPORTED,
     URL_FORM_SERVICEDISCOVERY,
     Discovery,
@@ -151,6 +152,58 @@ class TestParseInstanceList:
         with pytest.raises(DiscoveryError, match="item 1"):
             parse_instance_list(body, URL)
 
+    @pytest.mark.parametrize("ip", [
+        "h\u00fcst", "127.0.0.1\x00", "::zz", " 10.0.0.1", "10.0.0.1\n",
+        "10.0.0.1 ", "10.0.0.1:80", "[10.0.0.1]", "fe80::1%eth0", "127.1",
+        "-host", "host-", "a..b", "a" * 64, "a." * 127 + "b",
+        "\uff11.2.3.4", "[::1", "user@host",
+    ], ids=["non-ascii", "nul", "bad-ipv6", "leading-space", "newline",
+            "trailing-space", "with-port", "bracketed-ipv4", "zone-id",
+            "short-ipv4", "hyphen-start", "hyphen-end", "empty-label",
+            "label-64", "name-255", "fullwidth-digit", "open-bracket", "at"])
+    def test_invalid_ip_rejects_whole_list(self, ip: str) -> None:
+        body = _document(_item(), _item(ip=ip))
+        with pytest.raises(DiscoveryError, match="item 1 has an invalid ip"):
+            parse_instance_list(body, URL)
+
+    @pytest.mark.parametrize("ip, host, address", [
+        ("10.0.0.1", "10.0.0.1", "10.0.0.1:8080"),
+        ("::1", "::1", "[::1]:8080"),
+        ("[fd00::1]", "fd00::1", "[fd00::1]:8080"),
+        ("node-1.svc.cluster.local", "node-1.svc.cluster.local",
+         "node-1.svc.cluster.local:8080"),
+        ("localhost.", "localhost.", "localhost.:8080"),
+    ], ids=["ipv4", "ipv6", "bracketed-ipv6", "host-name", "final-dot"])
+    def test_valid_ip_forms(self, ip: str, host: str, address: str) -> None:
+        (endpoint,) = parse_instance_list(_document(_item(ip=ip)), URL)
+        assert endpoint.host == host
+        assert endpoint.address == address
+
+    def test_repeated_address_weight_sum_over_max(self) -> None:
+        # Each weight alone is valid; the snapshot adds them.
+        body = _document(_item(weight=2**31), _item(weight=2**31))
+        with pytest.raises(DiscoveryError, match="listed more than once") as info:
+            parse_instance_list(body, URL)
+        assert "10.0.0.1:8080" in str(info.value)
+        assert info.value.url == URL
+
+    def test_deeply_nested_json(self) -> None:
+        body = b'{"endpoints": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+        with pytest.raises(DiscoveryError, match="nested too deeply") as info:
+            parse_instance_list(body, URL)
+        assert info.value.url == URL
+
+    def test_body_over_size_limit(self) -> None:
+        body = _document(_item()) + b" " * MAX_BODY_SIZE
+        with pytest.raises(DiscoveryError, match="over the limit"):
+            parse_instance_list(body, URL)
+
+    def test_nested_item_message_is_bounded(self) -> None:
+        body = _document([[[[[[[[[["x" * 10_000]]]]]]]]]])
+        with pytest.raises(DiscoveryError, match="not an object") as info:
+            parse_instance_list(body, URL)
+        assert len(str(info.value)) < 500
+
 
 class TestConfiguration:
     @pytest.mark.parametrize("kwargs, match", [
@@ -245,6 +298,39 @@ class TestFirstSync:
         assert isinstance(error.__cause__, DiscoveryError)
         assert not discovery.is_alive
 
+    @pytest.mark.parametrize("items, reason", [
+        ([("127.0.0.1", 0, 2**31), ("127.0.0.1", 0, 2**31)],
+         "listed more than once"),
+        ([("127.0.0.1", 0, 100), ("h\u00fcst", 0, 100)], "invalid ip"),
+        ([("127.0.0.1", 0, 100), ("127.0.0.1\x00", 0, 100)], "invalid ip"),
+        ([("127.0.0.1", 0, 100), ("::zz", 0, 100)], "invalid ip"),
+    ], ids=["weight-sum", "non-ascii-ip", "nul-ip", "bad-ipv6"])
+    def test_unusable_list_at_init_raises_discovery_error(
+        self, local_eas: Callable[..., LocalEAS],
+        make_discovery: Callable[..., Discovery],
+        items: list[tuple[str, int, int]], reason: str,
+    ) -> None:
+        eas = local_eas(instances=1, processor="string")
+        port = eas.instances[0].port
+        body = _document(*(_item(ip, port, weight) for ip, _, weight in items))
+        eas.discovery.set_fault(Fault.malformed(body))
+        discovery = make_discovery(eas, init_timeout=0.5, poll_timeout=0.25)
+        with pytest.raises(DiscoveryError, match=reason) as info:
+            discovery.start()
+        assert discovery.url in str(info.value)
+        assert not discovery.is_alive
+
+    def test_deeply_nested_json_at_init(
+        self, local_eas: Callable[..., LocalEAS],
+        make_discovery: Callable[..., Discovery],
+    ) -> None:
+        eas = local_eas(instances=1, processor="string")
+        body = b'{"endpoints": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+        eas.discovery.set_fault(Fault.malformed(body))
+        discovery = make_discovery(eas, init_timeout=0.5, poll_timeout=0.25)
+        with pytest.raises(DiscoveryError, match="nested too deeply"):
+            discovery.start()
+
     def test_init_retries_until_discovery_recovers(
         self, local_eas: Callable[..., LocalEAS],
         make_discovery: Callable[..., Discovery],
@@ -286,6 +372,21 @@ class TestRefresher:
         infos = [r.getMessage() for r in caplog.records
                  if r.levelno == logging.INFO]
         assert any("recovered" in message for message in infos)
+
+    def test_invalid_ip_after_first_sync_keeps_last_list(
+        self, local_eas: Callable[..., LocalEAS],
+        make_discovery: Callable[..., Discovery],
+    ) -> None:
+        eas = local_eas(instances=1, processor="string")
+        discovery = make_discovery(eas)
+        selector = discovery.start()
+        first = selector.snapshot
+        body = _document(_item("127.0.0.1", eas.instances[0].port),
+                         _item("h\u00fcst", eas.instances[0].port))
+        eas.discovery.set_fault(Fault.malformed(body))
+        assert _wait_until(lambda: discovery._failures >= 2)
+        assert selector.snapshot == first
+        assert discovery.is_alive
 
     def test_added_instance_is_picked_up(
         self, local_eas: Callable[..., LocalEAS],

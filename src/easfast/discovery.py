@@ -12,10 +12,14 @@ a success is logged at WARNING, repeated failures at DEBUG, and the recovery
 at INFO, so a discovery outage costs one warning rather than one every few
 seconds. A change of the instance set is logged at INFO.
 
-Validation is all or nothing: one bad item (``ip`` not a non-empty string,
-``port`` not an int in 1..65535, ``weight`` not an int >= 0, booleans
-rejected) rejects the whole list, because a list that is half understood may
-be missing the instances that matter.
+Validation is all or nothing: one bad item (``ip`` not an IPv4 address, an
+IPv6 address with or without brackets, or a DNS host name of ASCII letters,
+digits, hyphens and dots; ``port`` not an int in 1..65535; ``weight`` not an
+int >= 0; booleans rejected) rejects the whole list, because a list that is
+half understood may be missing the instances that matter. So does a list
+that the selector cannot take, such as one address listed twice with
+weights whose sum is over the selector's maximum, a body over
+``MAX_BODY_SIZE`` bytes, or JSON nested deeper than the parser allows.
 
 Two URL forms exist. ``servicediscovery`` is
 ``/api/v1/servicediscovery/upstreams/<service>``, called by the official
@@ -27,10 +31,13 @@ when the first returns 404, then keeps using the form that worked.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
 import random
+import re
+import reprlib
 import threading
 import time
 from collections.abc import Mapping
@@ -62,10 +69,22 @@ DEFAULT_INIT_TIMEOUT = 5.0
 #: Seconds one request to the discovery URL may take.
 DEFAULT_POLL_TIMEOUT = 2.0
 
+#: Largest discovery response body accepted, in bytes (16 MiB).
+MAX_BODY_SIZE = 16 * 1024 * 1024
+
 # Maximum pause between two attempts of the first sync, in seconds.
 _INIT_RETRY_PAUSE_MAX = 1.0
-# Characters that cannot appear in an instance address of a URL.
-_BAD_HOST_CHARS = frozenset(" \t\r\n/?#@")
+# A DNS host name (RFC 1123): dot-separated labels of 1..63 ASCII letters,
+# digits and hyphens, none starting or ending with a hyphen, and an
+# optional final dot.
+_HOST_NAME = re.compile(
+    r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(?:\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?"
+)
+_HOST_NAME_MAX = 253
+# Short reprs of JSON values for messages: bounded in length and depth.
+_short_repr = reprlib.Repr()
+_short_repr.maxstring = 60
+_short_repr.maxother = 60
 
 
 def discovery_urls(
@@ -97,8 +116,16 @@ def parse_instance_list(body: bytes, url: str) -> EndpointSnapshot:
 
     Raises ``DiscoveryError`` naming ``url`` and the first problem found.
     """
+    # TODO: the transport has no size cap, so a larger body is downloaded in
+    # full (within the poll timeout) before this check rejects it.
+    if len(body) > MAX_BODY_SIZE:
+        raise _invalid(url, f"the body is {len(body)} bytes, over the limit "
+                       f"of {MAX_BODY_SIZE} bytes (16 MiB)")
     try:
         document = json.loads(body)
+    except RecursionError:
+        raise _invalid(url, "the body is JSON nested too deeply to parse") \
+            from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise _invalid(url, f"the body is not JSON ({exc})") from None
     endpoints = document.get("endpoints") if isinstance(document, dict) else None
@@ -112,27 +139,75 @@ def parse_instance_list(body: bytes, url: str) -> EndpointSnapshot:
     parsed = [_parse_item(item, index, url) for index, item in enumerate(items)]
     try:
         return EndpointSnapshot(parsed)
-    except NoEndpointsError as exc:
-        raise _invalid(url, str(exc)) from None
+    except (NoEndpointsError, ValueError, TypeError) as exc:
+        raise _invalid(url, _snapshot_problem(parsed, exc)) from None
+
+
+def _snapshot_problem(parsed: list[Endpoint], exc: Exception) -> str:
+    # The snapshot merges repeated addresses by adding their weights, so a
+    # sum can be out of range although every item alone is valid.
+    counts: dict[str, int] = {}
+    for endpoint in parsed:
+        counts[endpoint.address] = counts.get(endpoint.address, 0) + 1
+    repeated = [address for address, count in counts.items() if count > 1]
+    if not repeated or isinstance(exc, NoEndpointsError):
+        return str(exc)
+    return (f"{exc}; {', '.join(repeated)} is listed more than once and "
+            "its weights are added")
 
 
 def _parse_item(item: Any, index: int, url: str) -> Endpoint:
     if not isinstance(item, dict):
-        raise _invalid(url, f"item {index} is not an object: {item!r}")
+        raise _invalid(url, f"item {index} is not an object: "
+                       f"{_short_repr.repr(item)}")
     ip, port, weight = item.get("ip"), item.get("port"), item.get("weight")
-    if not isinstance(ip, str) or not ip or _BAD_HOST_CHARS.intersection(ip):
-        raise _invalid(url, f"item {index} has an invalid ip {ip!r}")
+    host = _url_host(ip)
+    if host is None:
+        raise _invalid(url, f"item {index} has an invalid ip "
+                       f"{_short_repr.repr(ip)}; expected an IPv4 or IPv6 "
+                       "address or a DNS host name")
     if isinstance(port, bool) or not isinstance(port, int) \
             or not 1 <= port <= 65535:
-        raise _invalid(url, f"item {index} ({ip}) has an invalid port {port!r}; "
-                       "expected an int in 1..65535")
+        raise _invalid(url, f"item {index} ({ip}) has an invalid port "
+                       f"{_short_repr.repr(port)}; expected an int in 1..65535")
     if isinstance(weight, bool) or not isinstance(weight, int) or weight < 0:
         raise _invalid(url, f"item {index} ({ip}:{port}) has an invalid weight "
-                       f"{weight!r}; expected an int >= 0")
+                       f"{_short_repr.repr(weight)}; expected an int >= 0")
     try:
-        return Endpoint(ip, port, weight)
+        return Endpoint(host, port, weight)
     except ValueError as exc:
         raise _invalid(url, f"item {index}: {exc}") from None
+
+
+def _url_host(ip: object) -> str | None:
+    """Return ``ip`` as the host of an instance URL, or None if it is invalid.
+
+    Valid are an IPv4 address, an IPv6 address without a zone id, and a DNS
+    host name. Brackets around an IPv6 address are dropped.
+    """
+    if not isinstance(ip, str):
+        return None
+    bracketed = ip.startswith("[") and ip.endswith("]")
+    text = ip[1:-1] if bracketed else ip
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        address = None
+    if address is not None:
+        if bracketed and address.version != 6:
+            return None  # brackets only enclose IPv6 addresses
+        if "%" in text:
+            return None  # a zone id would need escaping in the URL
+        return text
+    if bracketed or len(ip.rstrip(".")) > _HOST_NAME_MAX:
+        return None
+    if not _HOST_NAME.fullmatch(ip):
+        return None
+    # A name whose last label is all digits would be read as an IPv4
+    # address in a shorthand form, such as 127.1.
+    if ip.rstrip(".").rsplit(".", 1)[-1].isdigit():
+        return None
+    return ip
 
 
 def _invalid(url: str, reason: str) -> DiscoveryError:
