@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+import easfast
 from easfast.discovery import (
     MAX_BODY_SIZE,
     URL_FORM_EXPORTED,
@@ -205,17 +206,74 @@ class TestParseInstanceList:
         assert len(str(info.value)) < 500
 
 
+INF = float("inf")
+NAN = float("nan")
+
+
 class TestConfiguration:
     @pytest.mark.parametrize("kwargs, match", [
         ({"url_form": "other"}, "URL form"),
         ({"init_timeout": 0}, "init_timeout"),
         ({"poll_timeout": -1.0}, "poll_timeout"),
-        ({"refresh_interval": float("nan")}, "refresh_interval"),
+        ({"refresh_interval": NAN}, "refresh_interval"),
         ({"refresh_jitter": 1.0}, "refresh_jitter"),
     ], ids=["form", "init-zero", "poll-negative", "interval-nan", "jitter-one"])
     def test_invalid_options_rejected(self, kwargs: dict, match: str) -> None:
         with pytest.raises(ConfigurationError, match=match):
             Discovery("127.0.0.1:1", "s", **kwargs)
+
+    @pytest.mark.parametrize("name, value, accepted", [
+        ("refresh_interval", INF, "0.05..3600"),
+        ("refresh_interval", 1e300, "0.05..3600"),
+        ("refresh_interval", 3601, "0.05..3600"),
+        ("refresh_interval", 0.01, "0.05..3600"),
+        ("refresh_interval", -INF, "0.05..3600"),
+        ("poll_timeout", INF, "0.001..600"),
+        ("poll_timeout", 1e300, "0.001..600"),
+        ("poll_timeout", NAN, "0.001..600"),
+        ("poll_timeout", 0.0001, "0.001..600"),
+        ("init_timeout", INF, "0.001..600"),
+        ("init_timeout", 10**400, "0.001..600"),
+        ("init_timeout", True, "0.001..600"),
+        ("init_timeout", "5", "0.001..600"),
+        ("refresh_jitter", INF, "0..0.5"),
+        ("refresh_jitter", NAN, "0..0.5"),
+        ("refresh_jitter", 0.9, "0..0.5"),
+        ("refresh_jitter", -0.1, "0..0.5"),
+    ], ids=["interval-inf", "interval-huge", "interval-over", "interval-tiny",
+            "interval-minus-inf", "poll-inf", "poll-huge", "poll-nan",
+            "poll-tiny", "init-inf", "init-huge-int", "init-bool", "init-str",
+            "jitter-inf", "jitter-nan", "jitter-over", "jitter-negative"])
+    def test_out_of_range_names_range(
+        self, name: str, value: object, accepted: str,
+    ) -> None:
+        with pytest.raises(ConfigurationError, match=name) as info:
+            Discovery("127.0.0.1:1", "s", **{name: value})
+        assert accepted in str(info.value)
+
+    @pytest.mark.parametrize("kwargs", [
+        {"refresh_interval": 0.05, "poll_timeout": 0.001, "init_timeout": 0.001},
+        {"refresh_interval": 3600, "poll_timeout": 600, "init_timeout": 600},
+        {"refresh_jitter": 0.0},
+        {"refresh_jitter": 0.5},
+    ], ids=["lowest", "highest", "no-jitter", "max-jitter"])
+    def test_range_ends_accepted(self, kwargs: dict) -> None:
+        discovery = Discovery("127.0.0.1:1", "s", **kwargs)
+        discovery.stop()
+
+    @pytest.mark.parametrize("option, value", [
+        ("discovery_interval", INF),
+        ("discovery_interval", 1e300),
+        ("discovery_poll_timeout", INF),
+        ("discovery_init_timeout", NAN),
+    ], ids=["interval-inf", "interval-huge", "poll-inf", "init-nan"])
+    def test_client_rejects_before_contacting_discovery(
+        self, local_eas: Callable[..., LocalEAS], option: str, value: float,
+    ) -> None:
+        eas = local_eas(instances=1, processor="string")
+        with pytest.raises(ConfigurationError, match="must be a number"):
+            easfast.Client("mnist", endpoint=eas.endpoint, **{option: value})
+        assert eas.discovery.request_count == 0
 
 
 class TestFirstSync:

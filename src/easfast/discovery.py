@@ -21,6 +21,12 @@ that the selector cannot take, such as one address listed twice with
 weights whose sum is over the selector's maximum, a body over
 ``MAX_BODY_SIZE`` bytes, or JSON nested deeper than the parser allows.
 
+Timing settings are finite numbers of seconds within ``SECONDS_RANGES``,
+both ends included: ``init_timeout`` and ``poll_timeout`` 0.001..600,
+``refresh_interval`` 0.05..3600. ``refresh_jitter`` is a fraction in
+0..0.5, so a refresh never follows the previous one sooner than half the
+interval. Other values raise ``ConfigurationError``.
+
 Two URL forms exist. ``servicediscovery`` is
 ``/api/v1/servicediscovery/upstreams/<service>``, called by the official
 SDK, which appends ``?internal=true`` when ``NAMESPACE`` and ``POD_NAME`` are
@@ -71,6 +77,14 @@ DEFAULT_POLL_TIMEOUT = 2.0
 
 #: Largest discovery response body accepted, in bytes (16 MiB).
 MAX_BODY_SIZE = 16 * 1024 * 1024
+#: Accepted range of each timing setting, in seconds, both ends included.
+SECONDS_RANGES: Mapping[str, tuple[float, float]] = {
+    "init_timeout": (0.001, 600.0),
+    "poll_timeout": (0.001, 600.0),
+    "refresh_interval": (0.05, 3600.0),
+}
+#: Largest ``refresh_jitter``, a fraction of the refresh interval.
+MAX_REFRESH_JITTER = 0.5
 
 # Maximum pause between two attempts of the first sync, in seconds.
 _INIT_RETRY_PAUSE_MAX = 1.0
@@ -239,6 +253,9 @@ class Discovery:
         Seconds one request to the discovery URL may take.
     refresh_interval, refresh_jitter:
         Seconds between refreshes, varied by up to this fraction.
+
+    Raises ``ConfigurationError`` when a setting is outside its range (see
+    the module documentation).
     """
 
     def __init__(
@@ -261,18 +278,17 @@ class Discovery:
         for name, value in (("init_timeout", init_timeout),
                             ("poll_timeout", poll_timeout),
                             ("refresh_interval", refresh_interval)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                    or not value > 0:
+            low, high = SECONDS_RANGES[name]
+            if not _is_number(value) or not low <= value <= high:
                 raise ConfigurationError(
-                    f"discovery {name} must be a positive number of seconds, "
-                    f"got {value!r}"
+                    f"discovery {name} must be a number of seconds in "
+                    f"{low:g}..{high:g}, got {value!r}"
                 )
-        if isinstance(refresh_jitter, bool) \
-                or not isinstance(refresh_jitter, (int, float)) \
-                or not 0 <= refresh_jitter < 1:
+        if not _is_number(refresh_jitter) \
+                or not 0 <= refresh_jitter <= MAX_REFRESH_JITTER:
             raise ConfigurationError(
-                f"discovery refresh_jitter must be a fraction in [0, 1), got "
-                f"{refresh_jitter!r}"
+                f"discovery refresh_jitter must be a fraction in "
+                f"0..{MAX_REFRESH_JITTER:g}, got {refresh_jitter!r}"
             )
         self.service_name = service_name
         self.urls = discovery_urls(endpoint, service_name, environ)
@@ -464,6 +480,11 @@ class Discovery:
                 and self._pid == os.getpid():
             thread.join(timeout)
         self._pool.close()
+
+
+def _is_number(value: object) -> bool:
+    # Range checks then reject NaN and the infinities.
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _describe(snapshot: EndpointSnapshot) -> str:
