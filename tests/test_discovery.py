@@ -389,6 +389,30 @@ class TestFirstSync:
         with pytest.raises(DiscoveryError, match="nested too deeply"):
             discovery.start()
 
+    @pytest.mark.parametrize("first_service, delay", [
+        ("mnist", 30.0),
+        ("nosuch", 0.8),
+    ], ids=["hang", "404-then-slow"])
+    def test_init_stays_within_init_timeout(
+        self, local_eas: Callable[..., LocalEAS],
+        make_discovery: Callable[..., Discovery],
+        first_service: str, delay: float,
+    ) -> None:
+        eas = local_eas(instances=1, processor="string")
+        # Every discovery response comes `delay` seconds late. Asking the
+        # first form for an unknown service makes it answer 404, so the
+        # client falls back to the second form with part of its time used.
+        eas.discovery.set_fault(Fault.hang(seconds=delay))
+        discovery = make_discovery(eas, init_timeout=1.0, poll_timeout=10.0)
+        discovery.urls[URL_FORM_SERVICEDISCOVERY] = (
+            f"http://{eas.discovery.address}/api/v1/servicediscovery/"
+            f"upstreams/{first_service}")
+        started = time.monotonic()
+        with pytest.raises(DiscoveryError, match="within 1 s"):
+            discovery.start()
+        # A generous bound, to show that the call is bounded, not fast.
+        assert time.monotonic() - started < 1.0 + 1.0
+
     def test_init_retries_until_discovery_recovers(
         self, local_eas: Callable[..., LocalEAS],
         make_discovery: Callable[..., Discovery],

@@ -88,6 +88,8 @@ MAX_REFRESH_JITTER = 0.5
 
 # Maximum pause between two attempts of the first sync, in seconds.
 _INIT_RETRY_PAUSE_MAX = 1.0
+# Shortest request worth sending, in seconds; libcurl counts in whole ms.
+_MIN_REQUEST_TIMEOUT = 0.001
 # A DNS host name (RFC 1123): dot-separated labels of 1..63 ASCII letters,
 # digits and hyphens, none starting or ending with a hyphen, and an
 # optional final dot.
@@ -315,13 +317,29 @@ class Discovery:
         """The instance list requests currently go to."""
         return None if self.selector is None else self.selector.snapshot
 
-    def fetch(self, timeout: float) -> EndpointSnapshot:
-        """Request the instance list once; raise ``DiscoveryError`` on failure."""
+    def fetch(
+        self, timeout: float, deadline: float | None = None
+    ) -> EndpointSnapshot:
+        """Request the instance list once; raise ``DiscoveryError`` on failure.
+
+        Each request to a URL form may take ``timeout`` seconds. With a
+        ``deadline`` (a ``time.monotonic()`` value), no request runs past it,
+        the fallback to the second form included.
+        """
         forms = (self._form,) if self._form else _URL_FORMS
-        timeout_ms = max(1, int(timeout * 1000))
         error: DiscoveryError | None = None
         for form in forms:
             url = self.urls[form]
+            request_timeout = timeout
+            if deadline is not None:
+                request_timeout = min(timeout, deadline - time.monotonic())
+                if request_timeout < _MIN_REQUEST_TIMEOUT:
+                    raise DiscoveryError(
+                        f"discovery at {url} was not tried: no time was left "
+                        "before the deadline",
+                        url=url,
+                    ) from error
+            timeout_ms = max(1, int(request_timeout * 1000))
             request = HTTPRequest(url, None, ["Accept: application/json"])
             try:
                 response = self._pool.perform(request, timeout_ms, timeout_ms)
@@ -379,7 +397,7 @@ class Discovery:
                 break
             attempts += 1
             try:
-                return self.fetch(min(self.poll_timeout, remaining))
+                return self.fetch(self.poll_timeout, deadline)
             except DiscoveryError as exc:
                 last = exc
                 log.debug("discovery for %s, attempt %d: %s",
