@@ -15,7 +15,12 @@ from easfast.exceptions import (
     RequestTimeout,
     TransportError,
 )
-from easfast.retry import DEFAULT_ATTEMPTS, RequestHistory, Retry
+from easfast.retry import (
+    DEFAULT_ATTEMPTS,
+    MAX_BACKOFF_SECONDS,
+    RequestHistory,
+    Retry,
+)
 
 
 def _connect_error() -> ConnectError:
@@ -58,6 +63,23 @@ class TestValidation:
     def test_bad_parameters_raise_configuration_error(self, kwargs: dict) -> None:
         with pytest.raises(ConfigurationError, match="Retry"):
             Retry(**kwargs)
+
+    @pytest.mark.parametrize("name", [
+        "backoff_factor", "backoff_max", "backoff_jitter",
+    ])
+    @pytest.mark.parametrize("value", [
+        float("inf"), float("nan"), -float("inf"), 1e300, 3600.5, 10**5000,
+    ], ids=["inf", "nan", "minus-inf", "huge", "over-max", "huge-int"])
+    def test_backoff_out_of_range_rejected(self, name: str, value: float) -> None:
+        with pytest.raises(ConfigurationError, match=name) as info:
+            Retry(**{name: value})
+        assert f"0..{MAX_BACKOFF_SECONDS:g}" in str(info.value)
+
+    def test_backoff_range_ends_accepted(self) -> None:
+        Retry(backoff_factor=0, backoff_max=0, backoff_jitter=0)
+        Retry(backoff_factor=MAX_BACKOFF_SECONDS,
+              backoff_max=MAX_BACKOFF_SECONDS,
+              backoff_jitter=MAX_BACKOFF_SECONDS)
 
 
 class TestClassification:
@@ -169,6 +191,17 @@ class TestBackoff:
         retry = retry.new(history=tuple(
             RequestHistory("a", _connect_error()) for _ in range(1500)))
         assert retry.get_backoff_time() == 3.0
+
+    def test_largest_settings_stay_capped(self) -> None:
+        slept: list[float] = []
+        retry = Retry(200, backoff_factor=MAX_BACKOFF_SECONDS,
+                      backoff_max=MAX_BACKOFF_SECONDS,
+                      backoff_jitter=MAX_BACKOFF_SECONDS, sleep=slept.append)
+        for _ in range(150):
+            retry = retry.increment(_connect_error(), "a")
+            retry.backoff()
+        assert len(slept) == 149
+        assert max(slept) == MAX_BACKOFF_SECONDS
 
 
 def test_repr_shows_remaining_attempts() -> None:

@@ -46,6 +46,14 @@ DEFAULT_BACKOFF_MAX = 10.0
 #: HTTP statuses retried when ``status_forcelist`` is not given.
 DEFAULT_STATUS_FORCELIST = frozenset(range(500, 600))
 
+#: Largest accepted ``backoff_factor``, ``backoff_max`` and ``backoff_jitter``,
+#: in seconds (one hour).
+MAX_BACKOFF_SECONDS = 3600.0
+
+# Largest exponent of the backoff doubling. 2**64 times any accepted factor
+# is far above MAX_BACKOFF_SECONDS, yet far below the float maximum.
+_MAX_DOUBLINGS = 64
+
 
 class RequestHistory(NamedTuple):
     """One failed attempt: the instance address and the error it raised."""
@@ -74,6 +82,8 @@ class Retry:
         Upper bound of one wait, in seconds.
     backoff_jitter:
         Up to this many seconds, drawn uniformly, are added to each wait.
+        The three backoff settings are finite seconds in
+        0..``MAX_BACKOFF_SECONDS``; others raise ``ConfigurationError``.
     status_forcelist:
         HTTP statuses to retry; 5xx when ``None``. 4xx statuses are never
         retried, even when listed.
@@ -206,7 +216,8 @@ class Retry:
         failures = len(self.history)
         if failures <= 1 or self.backoff_factor == 0:
             return 0.0
-        delay = math.ldexp(self.backoff_factor, min(failures - 2, 64))
+        doublings = min(failures - 2, _MAX_DOUBLINGS)
+        delay = min(math.ldexp(self.backoff_factor, doublings), self.backoff_max)
         if self.backoff_jitter:
             delay += random.uniform(0, self.backoff_jitter)
         return min(delay, self.backoff_max)
@@ -253,7 +264,16 @@ def _check_seconds(name: str, value: object) -> None:
         raise ConfigurationError(
             f"Retry {name} must be a number of seconds, got {value!r}"
         )
-    if not value >= 0:  # also rejects NaN
+    if not 0 <= value <= MAX_BACKOFF_SECONDS:  # also rejects NaN
         raise ConfigurationError(
-            f"Retry {name} must be zero or more seconds, got {value}"
+            f"Retry {name} must be a number of seconds in "
+            f"0..{MAX_BACKOFF_SECONDS:g}, got {_format_number(value)}"
         )
+
+
+def _format_number(value: float) -> str:
+    # str() of an int over 4300 digits raises ValueError under the default
+    # sys.int_info.default_max_str_digits of current Python releases.
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"an int of {value.bit_length()} bits"
+    return repr(value)
