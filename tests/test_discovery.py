@@ -234,6 +234,7 @@ class TestConfiguration:
         ("poll_timeout", 0.0001, "0.001..600"),
         ("init_timeout", INF, "0.001..600"),
         ("init_timeout", 10**400, "0.001..600"),
+        ("init_timeout", 10**5000, "0.001..600"),
         ("init_timeout", True, "0.001..600"),
         ("init_timeout", "5", "0.001..600"),
         ("refresh_jitter", INF, "0..0.5"),
@@ -242,7 +243,8 @@ class TestConfiguration:
         ("refresh_jitter", -0.1, "0..0.5"),
     ], ids=["interval-inf", "interval-huge", "interval-over", "interval-tiny",
             "interval-minus-inf", "poll-inf", "poll-huge", "poll-nan",
-            "poll-tiny", "init-inf", "init-huge-int", "init-bool", "init-str",
+            "poll-tiny", "init-inf", "init-huge-int", "init-5000-digits",
+            "init-bool", "init-str",
             "jitter-inf", "jitter-nan", "jitter-over", "jitter-negative"])
     def test_out_of_range_names_range(
         self, name: str, value: object, accepted: str,

@@ -284,13 +284,13 @@ class Discovery:
             if not _is_number(value) or not low <= value <= high:
                 raise ConfigurationError(
                     f"discovery {name} must be a number of seconds in "
-                    f"{low:g}..{high:g}, got {value!r}"
+                    f"{low:g}..{high:g}, got {_format_setting(value)}"
                 )
         if not _is_number(refresh_jitter) \
                 or not 0 <= refresh_jitter <= MAX_REFRESH_JITTER:
             raise ConfigurationError(
                 f"discovery refresh_jitter must be a fraction in "
-                f"0..{MAX_REFRESH_JITTER:g}, got {refresh_jitter!r}"
+                f"0..{MAX_REFRESH_JITTER:g}, got {_format_setting(refresh_jitter)}"
             )
         self.service_name = service_name
         self.urls = discovery_urls(endpoint, service_name, environ)
@@ -503,6 +503,14 @@ class Discovery:
 def _is_number(value: object) -> bool:
     # Range checks then reject NaN and the infinities.
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _format_setting(value: object) -> str:
+    # repr() of an int over 4300 digits raises ValueError under the default
+    # sys.int_info.default_max_str_digits of current Python releases.
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"an int of {value.bit_length()} bits"
+    return _short_repr.repr(value)
 
 
 def _describe(snapshot: EndpointSnapshot) -> str:
