@@ -100,6 +100,18 @@ class TestHandlePoolWithoutServer:
         assert len(pool._idle) == 1
         pool.close()
 
+    def test_discarded_handle_frees_its_slot(self) -> None:
+        pool = HandlePool(1)
+        bad = HTTPRequest("http://127.0.0.1:1/", b"", ["X-A: 1\0"])
+        with pytest.raises((ValueError, TypeError)):
+            pool.perform(bad, 100)
+        url = f"http://127.0.0.1:{_closed_port()}/"
+        # The only slot is free again, so this fails to connect instead of
+        # waiting for a handle.
+        with pytest.raises(ConnectError):
+            pool.perform(HTTPRequest(url, None), 2000)
+        pool.close()
+
     def test_closed_pool_rejects_requests(self) -> None:
         pool = HandlePool(1)
         pool.close()
@@ -191,6 +203,44 @@ class TestHandlePoolWithServer:
         assert response.header(INSTANCE_HEADER) == eas.instances[0].address
         pool.close()
 
+    def test_without_headers_body_and_status_returned(
+        self, local_eas: EASFactory
+    ) -> None:
+        eas = local_eas(instances=1, processor="string")
+        pool = HandlePool(1, keep_headers=False)
+        response = pool.perform(HTTPRequest(_predict_url(eas), b"ab"), 2000)
+        assert response.status == 200
+        assert response.body == string_response(b"ab")
+        assert response.raw_headers == b""
+        assert response.header(INSTANCE_HEADER) is None
+        pool.close()
+
+    def test_reused_handle_sends_new_headers(self, local_eas: EASFactory) -> None:
+        eas = local_eas(instances=1, processor="string", token="secret")
+        pool = HandlePool(1)
+        url = _predict_url(eas)
+        statuses = [
+            pool.perform(HTTPRequest(url, b"x", headers), 2000).status
+            for headers in ([], ["Authorization: secret"], [])
+        ]
+        assert statuses == [401, 200, 401]
+        assert eas.instances[0].connection_count == 1
+        pool.close()
+
+    def test_reused_handle_applies_new_timeout(
+        self, local_eas: EASFactory
+    ) -> None:
+        eas = local_eas(instances=1, processor="string")
+        pool = HandlePool(1)
+        url = _predict_url(eas)
+        assert pool.perform(HTTPRequest(url, b"x"), 10000).status == 200
+        eas.instances[0].set_fault(Fault.hang(seconds=3.0))
+        # With the first request's 10 s still set, the hang would end in a
+        # slow 200 instead of a timeout.
+        with pytest.raises(RequestTimeout):
+            pool.perform(HTTPRequest(url, b"x"), 200)
+        pool.close()
+
     def test_error_status_is_a_response(self, local_eas: EASFactory) -> None:
         eas = local_eas(instances=1, processor="string")
         eas.instances[0].set_fault(Fault.status(503))
@@ -246,6 +296,37 @@ class TestHandlePoolWithServer:
         finally:
             holder.join(10)
             pool.close()
+
+    def test_waiter_gets_handle_given_back(self, local_eas: EASFactory) -> None:
+        eas = local_eas(instances=1, processor="string")
+        eas.instances[0].set_fault(Fault.hang(seconds=0.5, times=1))
+        pool = HandlePool(1)
+        outcomes: list[object] = []
+
+        def hold() -> None:
+            try:
+                outcomes.append(
+                    pool.perform(HTTPRequest(_predict_url(eas), b"h"), 5000))
+            except TransportError as exc:
+                outcomes.append(exc)
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        try:
+            deadline = time.monotonic() + 10
+            while eas.instances[0].request_count == 0 \
+                    and time.monotonic() < deadline:
+                time.sleep(0.01)
+            response = pool.perform(HTTPRequest(_predict_url(eas), b"w"), 8000)
+        finally:
+            holder.join(10)
+            pool.close()
+        assert response.body == string_response(b"w")
+        assert len(outcomes) == 1
+        assert isinstance(outcomes[0], HTTPResponse)
+        # The waiter reused the holder's handle and its connection instead
+        # of opening a second handle past max_handles.
+        assert eas.instances[0].connection_count == 1
 
     def test_abort_event_stops_transfer(self, local_eas: EASFactory) -> None:
         eas = local_eas(instances=1, processor="string")

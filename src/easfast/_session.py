@@ -85,7 +85,7 @@ class Session:
         self.content_type = content_type
         self.token = token or None
         self.sign_resource = sign_resource
-        self.pool = HandlePool(max_connections)
+        self.pool = HandlePool(max_connections, keep_headers=False)
         self._static_headers = _header_lines(headers, content_type, self.token)
         self._local = threading.local()
         self._dispatcher: _Dispatcher | None = None
@@ -107,13 +107,17 @@ class Session:
             if self.discovery is not None:
                 self.discovery.restart_after_fork()
 
-    def headers_for(self, body: bytes) -> list[str]:
-        """Return the header lines of a request carrying ``body``."""
+    def headers_for(self, body: bytes) -> tuple[str, ...]:
+        """Return the header lines of a request carrying ``body``.
+
+        Without a token every call gets the same tuple, which lets a curl
+        handle keep the header list it already has.
+        """
         if self.token is None:
             return self._static_headers
-        return self._static_headers + auth_headers(
+        return self._static_headers + tuple(auth_headers(
             self.token, body, self.content_type, self.sign_resource
-        )
+        ))
 
     def _new_call(self, body: bytes) -> _Call:
         return _Call(self, body)
@@ -143,7 +147,7 @@ class Session:
     def _engine(self) -> MultiEngine[int]:
         engine: MultiEngine[int] | None = getattr(self._local, "engine", None)
         if engine is None:
-            engine = MultiEngine()
+            engine = MultiEngine(keep_headers=False)
             self._local.engine = engine
         return engine
 
@@ -239,7 +243,7 @@ class Session:
 
 def _header_lines(
     headers: Mapping[str, str], content_type: str, token: str | None
-) -> list[str]:
+) -> tuple[str, ...]:
     # The user's headers, then Content-Type. With a token, Date and
     # Authorization are computed per call and a user's value would clash.
     computed = {"content-type", "content-length", "expect"}
@@ -248,7 +252,7 @@ def _header_lines(
     lines = [f"{name}: {value}" for name, value in headers.items()
              if name.lower() not in computed]
     lines.append(f"Content-Type: {content_type}")
-    return lines
+    return tuple(lines)
 
 
 class _Call:
@@ -278,8 +282,9 @@ class _Call:
         address, url = self.session.route.pick(self.tried)
         self.address = address
         self.tried.add(address)
-        log.debug("service %s: attempt %d to %s", self.session.service_name,
-                  len(self.retry.history) + 1, address)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("service %s: attempt %d to %s", self.session.service_name,
+                      len(self.retry.history) + 1, address)
         request = self.request
         if request is None or request.url != url:
             request = self.request = HTTPRequest(url, self.body, self.headers)
@@ -387,7 +392,7 @@ class _Dispatcher:
 
     def _run(self) -> None:
         session = self.session
-        engine: MultiEngine[int] = MultiEngine()
+        engine: MultiEngine[int] = MultiEngine(keep_headers=False)
         active: dict[int, tuple[_Call, Future[bytes]]] = {}
         delayed: list[tuple[float, int]] = []
         counter = itertools.count()

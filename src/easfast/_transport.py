@@ -11,6 +11,11 @@ Keep-alive: each easy handle keeps its own connection cache of up to
 ``maxconnects`` connections, and the pool reuses the most recently returned
 handle first, so a steady stream of calls runs over a few open connections.
 
+Per request, a handle sets only what changes: the URL and the body always,
+the header lines and the timeouts only when they differ from the last
+request on that handle. Every other option is set once, when the handle is
+created.
+
 Fork safety: a pool or engine created in a parent process notices a changed
 ``os.getpid()`` and starts over with new handles. The parent's handles are
 kept referenced and never closed in the child, because cleaning them up
@@ -45,6 +50,10 @@ DEFAULT_MAXCONNECTS = 32
 
 #: Connect timeout used when the caller gives none, in milliseconds.
 DEFAULT_CONNECT_TIMEOUT_MS = 5000
+
+# Request bodies up to this many bytes stay referenced by an idle handle
+# until its next request; larger ones are released after each transfer.
+_KEEP_BODY_MAX = 1 << 16
 
 # Codes that pycurl 7.45 does not name; the values are libcurl's.
 _E_WEIRD_SERVER_REPLY = 8
@@ -107,7 +116,11 @@ def map_curl_error(code: int, message: str, url: str) -> TransportError:
 
 
 class HTTPRequest:
-    """One HTTP exchange to perform: ``body`` None means GET, else POST."""
+    """One HTTP exchange to perform: ``body`` None means GET, else POST.
+
+    ``headers`` is stored as a tuple. Requests that share one tuple object
+    let a handle skip setting the same header lines again.
+    """
 
     __slots__ = ("body", "headers", "url")
 
@@ -116,7 +129,7 @@ class HTTPRequest:
     ) -> None:
         self.url = url
         self.body = body
-        self.headers = list(headers)
+        self.headers = tuple(headers)
 
     def __repr__(self) -> str:
         method = "GET" if self.body is None else "POST"
@@ -124,7 +137,11 @@ class HTTPRequest:
 
 
 class HTTPResponse:
-    """Status, raw header block and body of one completed exchange."""
+    """Status, raw header block and body of one completed exchange.
+
+    ``raw_headers`` is empty when the pool or engine was created with
+    ``keep_headers=False``.
+    """
 
     __slots__ = ("body", "raw_headers", "status", "url")
 
@@ -156,14 +173,21 @@ class _Easy:
     # The write callbacks are list.append, so receiving a chunk costs one C
     # call and no Python frame.
 
-    __slots__ = ("chunks", "curl", "header_lines", "request")
+    __slots__ = ("chunks", "curl", "header_lines", "headers_set", "request",
+                 "timeouts_set")
 
     def __init__(
-        self, maxconnects: int, abort_event: threading.Event | None = None
+        self,
+        maxconnects: int,
+        abort_event: threading.Event | None = None,
+        keep_headers: bool = True,
     ) -> None:
         self.chunks: list[bytes] = []
         self.header_lines: list[bytes] = []
         self.request: HTTPRequest | None = None
+        # The header tuple and the timeouts last set on this handle.
+        self.headers_set: tuple[str, ...] | None = None
+        self.timeouts_set = (0, 0)
         self.curl = curl = pycurl.Curl()
 
         # Safety: no signals, HTTP only, no proxy from the environment.
@@ -176,9 +200,12 @@ class _Easy:
         # Keep-alive: cached connections, reused by later requests.
         curl.setopt(pycurl.MAXCONNECTS, maxconnects)
         curl.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1)
-        # Receive: header lines and body chunks go straight into lists.
+        # Receive: body chunks, and header lines if asked for, go straight
+        # into lists. Without a header function libcurl drops the headers,
+        # which saves a Python call per header line.
         curl.setopt(pycurl.WRITEFUNCTION, self.chunks.append)
-        curl.setopt(pycurl.HEADERFUNCTION, self.header_lines.append)
+        if keep_headers:
+            curl.setopt(pycurl.HEADERFUNCTION, self.header_lines.append)
         if abort_event is not None:
             # libcurl calls this about once a second and on every data
             # chunk; a non-zero return aborts the transfer.
@@ -192,11 +219,21 @@ class _Easy:
         curl = self.curl
         self.request = request
         curl.setopt(pycurl.URL, request.url)
-        curl.setopt(pycurl.TIMEOUT_MS, timeout_ms)
-        curl.setopt(pycurl.CONNECTTIMEOUT_MS, min(connect_timeout_ms, timeout_ms))
-        # "Expect:" stops libcurl from sending "Expect: 100-continue" with a
-        # large body and then waiting for the server's "100 Continue".
-        curl.setopt(pycurl.HTTPHEADER, request.headers + ["Expect:"])
+        timeouts = (timeout_ms, min(connect_timeout_ms, timeout_ms))
+        if timeouts != self.timeouts_set:
+            curl.setopt(pycurl.TIMEOUT_MS, timeouts[0])
+            curl.setopt(pycurl.CONNECTTIMEOUT_MS, timeouts[1])
+            self.timeouts_set = timeouts
+        headers = request.headers
+        if headers is not self.headers_set:
+            # NOTE: skipping the same tuple object is safe because tuples
+            # are immutable and headers_set keeps the old one alive, so its
+            # id cannot be reused. A failed setopt leaves request set, and
+            # the caller then closes this handle.
+            # "Expect:" stops libcurl from sending "Expect: 100-continue"
+            # with a large body and then waiting for "100 Continue".
+            curl.setopt(pycurl.HTTPHEADER, headers + ("Expect:",))
+            self.headers_set = headers
         if request.body is None:
             curl.setopt(pycurl.HTTPGET, 1)
         else:
@@ -232,8 +269,11 @@ class _Easy:
     def release(self) -> None:
         self.chunks.clear()
         self.header_lines.clear()
-        if self.request is not None and self.request.body is not None:
-            # Drop libcurl's reference to the request body.
+        request = self.request
+        if request is not None and request.body is not None \
+                and len(request.body) > _KEEP_BODY_MAX:
+            # Drop libcurl's reference to a large request body; a small
+            # one stays referenced until the next request replaces it.
             self.curl.setopt(pycurl.POSTFIELDS, b"")
         self.request = None
 
@@ -251,6 +291,7 @@ class HandlePool:
     A thread that finds every handle lent out waits for one, at most for the
     request's timeout, and then gets ``RequestTimeout``. Setting
     ``abort_event`` aborts the transfers in progress within about a second.
+    With ``keep_headers=False`` responses come without their header block.
     """
 
     def __init__(
@@ -259,19 +300,25 @@ class HandlePool:
         *,
         maxconnects: int = DEFAULT_MAXCONNECTS,
         abort_event: threading.Event | None = None,
+        keep_headers: bool = True,
     ) -> None:
         if max_handles < 1:
             raise ValueError(f"max_handles must be at least 1, got {max_handles}")
         self.max_handles = max_handles
         self.maxconnects = maxconnects
         self.abort_event = abort_event
+        self.keep_headers = keep_headers
         self._closed = False
         self._reset()
 
     def _reset(self) -> None:
         self._pid = os.getpid()
         self._idle: list[_Easy] = []
-        self._slots = threading.BoundedSemaphore(self.max_handles)
+        # Handles in existence, idle or lent, and threads waiting for one.
+        # Both change only with _cond held.
+        self._count = 0
+        self._waiters = 0
+        self._cond = threading.Condition(threading.Lock())
 
     def _check_fork(self) -> None:
         if self._pid != os.getpid():
@@ -296,37 +343,75 @@ class HandlePool:
                 f"cannot send to {request.url}: the connection pool is closed"
             )
         self._check_fork()
-        slots = self._slots
-        if not slots.acquire(timeout=timeout_ms / 1000.0):
-            raise RequestTimeout(
-                f"no free connection for {request.url} after waiting "
-                f"{timeout_ms} ms: all {self.max_handles} are in use; raise "
-                "the maximum connection count",
-                curl_code=pycurl.E_OPERATION_TIMEDOUT,
-                curl_message="connection pool exhausted",
-                url=request.url,
-                pool_exhausted=True,
-            )
+        # NOTE: list.pop and list.append are atomic, so taking an idle
+        # handle and giving it back need no lock. Only creating a handle
+        # and waiting for one take _cond.
         try:
+            easy = self._idle.pop()
+        except IndexError:
+            easy = self._wait_for_handle(request, timeout_ms)
+        try:
+            easy.prepare(request, timeout_ms, connect_timeout_ms)
             try:
-                easy = self._idle.pop()
-            except IndexError:
-                easy = _Easy(self.maxconnects, self.abort_event)
-            try:
-                easy.prepare(request, timeout_ms, connect_timeout_ms)
-                try:
-                    easy.curl.perform()
-                except pycurl.error as exc:
-                    raise easy.fail(exc) from None
-                return easy.finish()
-            finally:
-                if self._closed or easy.request is not None:
-                    # Closed meanwhile, or prepare() itself failed.
-                    easy.curl.close()
-                else:
-                    self._idle.append(easy)
+                easy.curl.perform()
+            except pycurl.error as exc:
+                raise easy.fail(exc) from None
+            return easy.finish()
         finally:
-            slots.release()
+            if self._closed or easy.request is not None:
+                # Closed meanwhile, or prepare() itself failed.
+                self._discard(easy)
+            else:
+                self._idle.append(easy)
+                # A waiter counts itself before it looks at _idle, so it
+                # either finds this handle or is woken here.
+                if self._waiters:
+                    with self._cond:
+                        self._cond.notify()
+
+    def _wait_for_handle(self, request: HTTPRequest, timeout_ms: int) -> _Easy:
+        # Take a handle given back meanwhile, create one while fewer than
+        # max_handles exist, or wait for one until the timeout.
+        deadline = time.monotonic() + timeout_ms / 1000.0
+        with self._cond:
+            self._waiters += 1
+            try:
+                while True:
+                    try:
+                        return self._idle.pop()
+                    except IndexError:
+                        pass
+                    if self._count < self.max_handles:
+                        self._count += 1
+                        break
+                    # Every give-back notifies, so a wait that times out
+                    # means no handle came back in time.
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or not self._cond.wait(remaining):
+                        raise RequestTimeout(
+                            f"no free connection for {request.url} after "
+                            f"waiting {timeout_ms} ms: all {self.max_handles} "
+                            "are in use; raise the maximum connection count",
+                            curl_code=pycurl.E_OPERATION_TIMEDOUT,
+                            curl_message="connection pool exhausted",
+                            url=request.url,
+                            pool_exhausted=True,
+                        )
+            finally:
+                self._waiters -= 1
+        try:
+            return _Easy(self.maxconnects, self.abort_event, self.keep_headers)
+        except BaseException:
+            with self._cond:
+                self._count -= 1
+                self._cond.notify()
+            raise
+
+    def _discard(self, easy: _Easy) -> None:
+        easy.curl.close()
+        with self._cond:
+            self._count -= 1
+            self._cond.notify()
 
     def close(self) -> None:
         """Close idle handles now and lent ones when they come back."""
@@ -348,10 +433,14 @@ class MultiEngine(Generic[T]):
     ``add()`` starts a transfer tagged with any value; ``wait()`` drives the
     transfers and returns ``(tag, HTTPResponse or TransportError)`` for each
     one that ended. Every transfer added ends in exactly one such pair.
+    ``keep_headers`` is as in ``HandlePool``.
     """
 
-    def __init__(self, *, maxconnects: int = DEFAULT_MAXCONNECTS) -> None:
+    def __init__(
+        self, *, maxconnects: int = DEFAULT_MAXCONNECTS, keep_headers: bool = True
+    ) -> None:
         self.maxconnects = maxconnects
+        self.keep_headers = keep_headers
         self._pid = os.getpid()
         self._multi = pycurl.CurlMulti()
         self._multi.setopt(pycurl.M_MAXCONNECTS, maxconnects)
@@ -388,7 +477,8 @@ class MultiEngine(Generic[T]):
                 f"cannot send to {request.url}: the multi engine is closed"
             )
         self._check_fork()
-        easy = self._idle.pop() if self._idle else _Easy(self.maxconnects)
+        easy = self._idle.pop() if self._idle else _Easy(
+            self.maxconnects, keep_headers=self.keep_headers)
         try:
             easy.prepare(request, timeout_ms, connect_timeout_ms)
             self._multi.add_handle(easy.curl)
