@@ -398,6 +398,13 @@ class TestToken:
     def test_date_is_utc(self) -> None:
         assert http_date(1_700_000_000) == "Tue, 14 Nov 2023 22:13:20 GMT"
 
+    def test_date_changes_with_the_second(self) -> None:
+        # The formatted date is cached per second; it must never go stale.
+        assert http_date(1_700_000_000.9) == "Tue, 14 Nov 2023 22:13:20 GMT"
+        assert http_date(1_700_000_001) == "Tue, 14 Nov 2023 22:13:21 GMT"
+        assert http_date(1_700_000_000) == "Tue, 14 Nov 2023 22:13:20 GMT"
+        assert http_date(-1) == "Wed, 31 Dec 1969 23:59:59 GMT"
+
 
 class TestGatewayAndCustomURL:
     def test_gateway_client(self, local_eas: EASFactory) -> None:

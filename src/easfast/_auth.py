@@ -13,12 +13,27 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
+import time
 from email.utils import formatdate
+
+# The last (whole second, formatted date) pair. A request signed with a
+# token needs the date, and formatting it costs more than the signature, so
+# calls within one second share it. Replacing the tuple is atomic, so
+# threads need no lock.
+_last_date: tuple[int | None, str] = (None, "")
 
 
 def http_date(timestamp: float | None = None) -> str:
     """Return ``timestamp`` (default now) as an RFC 7231 date in UTC (GMT)."""
-    return formatdate(timestamp, usegmt=True)
+    global _last_date
+    second = math.floor(time.time() if timestamp is None else timestamp)
+    cached = _last_date
+    if cached[0] == second:
+        return cached[1]
+    date = formatdate(second, usegmt=True)
+    _last_date = (second, date)
+    return date
 
 
 def signature(
@@ -26,9 +41,7 @@ def signature(
 ) -> str:
     """Return the ``Authorization`` value ``EAS <base64 HMAC-SHA1>``."""
     message = f"POST\n{body_md5}\n{content_type}\n{date}\n{resource}"
-    digest = hmac.new(
-        token.encode("utf-8"), message.encode("utf-8"), hashlib.sha1
-    ).digest()
+    digest = hmac.digest(token.encode("utf-8"), message.encode("utf-8"), "sha1")
     return "EAS " + base64.b64encode(digest).decode("ascii")
 
 
