@@ -13,7 +13,9 @@
 
 from cpython.buffer cimport (
     PyBUF_SIMPLE,
+    PyBUF_STRIDES,
     PyBUF_WRITABLE,
+    PyBuffer_IsContiguous,
     PyBuffer_Release,
     PyObject_CheckBuffer,
     PyObject_GetBuffer,
@@ -172,6 +174,13 @@ _KIND_CODES = {
     ("b", 1): DT_BOOL,
 }
 
+# Exact dtype objects first: one dict lookup, before the (kind, itemsize)
+# lookup that also finds non-native byte orders.
+cdef dict _DTYPE_CODES = {
+    np.dtype(f"{kind}{itemsize}"): code
+    for (kind, itemsize), code in _KIND_CODES.items()
+}
+
 _KIND_ELEMS = {
     ("i", 1): _I8,
     ("u", 1): _U8,
@@ -183,6 +192,55 @@ _KIND_ELEMS = {
 }
 
 _INT64_MAX = 0x7FFFFFFFFFFFFFFF
+
+# numpy functions called per tensor, bound once instead of looked up on the
+# module every call.
+_np_asarray = np.asarray
+_np_empty = np.empty
+_np_ndarray = np.ndarray
+_np_generic = np.generic
+
+# The tables above as C arrays indexed by DT_* code, for the per-tensor
+# paths: the value field in each schema (0: none) and the C element type of
+# integer and bool codes (0: not one).
+cdef enum:
+    _CODE_COUNT = 22
+
+cdef int _tf_fields[_CODE_COUNT]
+cdef int _torch_fields[_CODE_COUNT]
+cdef int _code_elems[_CODE_COUNT]
+
+
+cdef int _fill_code_tables() except -1:
+    cdef int code
+    for code in range(_CODE_COUNT):
+        _tf_fields[code] = _TF_VALUE_FIELDS.get(code, 0)
+        _torch_fields[code] = _TORCH_VALUE_FIELDS.get(code, 0)
+        dt = _CODE_DTYPES.get(code)
+        _code_elems[code] = (
+            0 if dt is None else _KIND_ELEMS.get((dt.kind, dt.itemsize), 0)
+        )
+    return 0
+
+
+_fill_code_tables()
+
+
+cdef inline int _value_field(long long code, bint torch) noexcept:
+    """Return the ArrayProto field of ``code``'s values; 0 if it has none."""
+    if code < 0 or code >= _CODE_COUNT:
+        return 0
+    return _torch_fields[code] if torch else _tf_fields[code]
+
+
+cdef inline Py_ssize_t _elem_size(int elem) noexcept:
+    if elem == _I64:
+        return 8
+    if elem == _I32:
+        return 4
+    if elem == _I16 or elem == _U16:
+        return 2
+    return 1
 
 
 # ---------------------------------------------------------------- dtypes --
@@ -370,11 +428,12 @@ cdef class _Tensor:
     """One tensor ready to write: its values in wire layout and its sizes."""
 
     cdef:
+        object name           # map key (str) or list index, for messages
         bytes key             # UTF-8 map key, or None for a repeated field
         int code
         int field             # ArrayProto field of the values
         int elem              # C element type of an integer or bool tensor
-        object array          # C-contiguous values in wire byte order
+        object array          # the values, in wire layout after _prepare_tensor
         Py_buffer view
         bint has_view
         tuple shape
@@ -392,11 +451,15 @@ cdef class _Tensor:
 
 
 # Resolving a tensor only chooses its DT_* code and checks that its values can
-# be sent. Casts and layout changes happen later in _make_tensor, after the
-# message size check, and in one copy at most.
-cdef tuple _resolve(str role, object name, object tensor, bint convert, bint torch):
-    """Return ``(code, array)`` for a tensor argument."""
+# be sent. Casts and layout changes happen later in _prepare_tensor, after
+# the message size check, and in one copy at most.
+cdef _Tensor _resolve(
+    str role, object name, object tensor, bint convert, bint torch
+):
+    """Return a _Tensor with the code, array and count of a tensor argument."""
     cdef object forced = None
+    cdef int code
+    cdef _Tensor t
     if type(tensor) is tuple:
         if len(tensor) != 2:
             raise EncodeError(
@@ -404,19 +467,19 @@ cdef tuple _resolve(str role, object name, object tensor, bint convert, bint tor
                 "a numpy array or a (dtype_code, array) pair"
             )
         forced, tensor = tensor
-    if isinstance(tensor, np.ndarray):
+    if isinstance(tensor, _np_ndarray):
         array = tensor
-    elif isinstance(tensor, np.generic):
-        array = np.asarray(tensor)
+    elif isinstance(tensor, _np_generic):
+        array = _np_asarray(tensor)
     else:
         raise EncodeError(
             f"{_label(role, name)} must be a numpy array, got "
             f"{type(tensor).__name__}; convert it with np.asarray(...)"
         )
     if forced is None:
-        code, array = _infer_code(role, name, array, convert)
+        code = _infer_code(role, name, array, convert)
     else:
-        code, array = _check_forced_code(role, name, forced, array)
+        code = _check_forced_code(role, name, forced, array)
     if torch and code == DT_BOOL:
         if not convert:
             raise EncodeError(
@@ -425,23 +488,31 @@ cdef tuple _resolve(str role, object name, object tensor, bint convert, bint tor
                 "convert=True"
             )
         code = DT_UINT8
-    return code, array
+    t = _Tensor.__new__(_Tensor)
+    t.name = name
+    t.code = code
+    t.array = array
+    t.count = array.size
+    return t
 
 
-cdef tuple _infer_code(str role, object name, object array, bint convert):
+cdef int _infer_code(str role, object name, object array, bint convert) except -1:
     dt = array.dtype
+    code = _DTYPE_CODES.get(dt)
+    if code is not None:
+        return code
     key = (dt.kind, dt.itemsize)
     code = _KIND_CODES.get(key)
     if code is not None:
-        return code, array
+        return code
     if dt.kind in "SUO":
-        return DT_STRING, array
+        return DT_STRING
     if convert:
         # The stated conversions: exact, or checked value by value.
         if key == ("f", 2) or dt.name == "bfloat16":
-            return DT_FLOAT, array
+            return DT_FLOAT
         if key == ("u", 4):
-            return DT_INT64, array
+            return DT_INT64
         if key == ("u", 8):
             if array.size and int(array.max()) > _INT64_MAX:
                 raise EncodeError(
@@ -450,11 +521,13 @@ cdef tuple _infer_code(str role, object name, object array, bint convert):
                     "DT_INT64; send it as DT_DOUBLE with arr.astype(np.float64) "
                     "if rounding is acceptable"
                 )
-            return DT_INT64, array
+            return DT_INT64
     raise EncodeError(_unsupported_dtype_message(_label(role, name), dt))
 
 
-cdef tuple _check_forced_code(str role, object name, object code, object array):
+cdef int _check_forced_code(
+    str role, object name, object code, object array
+) except -1:
     if isinstance(code, bool) or not isinstance(code, int):
         raise EncodeError(
             f"{_label(role, name)}: the dtype code must be an int such as "
@@ -467,17 +540,19 @@ cdef tuple _check_forced_code(str role, object name, object code, object array):
             f"value field in the EAS tensor schema; use one of {_carried_codes()}"
         )
     dt = array.dtype
+    if dt is target:
+        return code
     if code == DT_STRING:
         if dt.kind not in "SUO":
             raise EncodeError(
                 f"{_label(role, name)} has dtype {dt} but DT_STRING needs bytes, "
                 "str or object values; cast with arr.astype(bytes)"
             )
-        return code, array
+        return code
     if (dt.kind, dt.itemsize) == (target.kind, target.itemsize):
-        return code, array
+        return code
     if np.can_cast(dt, target, "safe"):
-        return code, array
+        return code
     raise EncodeError(
         f"{_label(role, name)} has dtype {dt} but {_code_name(code)} needs "
         f"{target}; cast with arr.astype(np.{target})"
@@ -540,35 +615,42 @@ cdef tuple _position(Py_ssize_t index, object array):
     return tuple([int(i) for i in np.unravel_index(index, array.shape)])
 
 
-cdef _Tensor _make_tensor(str role, object name, int code, object array, bint torch):
-    cdef _Tensor t = _Tensor.__new__(_Tensor)
+cdef int _hold_wire_values(_Tensor t, object wire) except -1:
+    """Hold a C-contiguous buffer of ``t``'s values in dtype ``wire``."""
+    array = t.array
+    # NOTE: an array whose dtype is the wire dtype object itself already has
+    # the wire byte order (numpy shares one dtype object per native type),
+    # so it is sent from its own buffer when it is also C-contiguous.
+    if array.dtype is wire:
+        PyObject_GetBuffer(array, &t.view, PyBUF_STRIDES)
+        if PyBuffer_IsContiguous(&t.view, b"C"):
+            t.has_view = True
+            return 0
+        PyBuffer_Release(&t.view)
+    t.array = array = _np_asarray(array, wire, "C")
+    PyObject_GetBuffer(array, &t.view, PyBUF_SIMPLE)
+    t.has_view = True
+    return 0
+
+
+cdef int _prepare_tensor(_Tensor t, str role, bint torch) except -1:
+    """Convert ``t``'s values to the wire layout and compute its sizes."""
     cdef bytes value
 
-    t.code = code
-    t.field = (_TORCH_VALUE_FIELDS if torch else _TF_VALUE_FIELDS)[code]
-    t.shape = array.shape
-    t.count = array.size
-    if t.field == _FLOAT_FIELD:
-        array = np.asarray(array, _FLOAT32_LE, "C")
-    elif t.field == _DOUBLE_FIELD:
-        array = np.asarray(array, _FLOAT64_LE, "C")
-    elif t.field != _STRING_FIELD:
-        dt = _CODE_DTYPES[code]
-        array = np.asarray(array, dt, "C")
-        t.elem = _KIND_ELEMS[(dt.kind, dt.itemsize)]
-    t.array = array
-
+    t.field = _value_field(t.code, torch)
+    t.shape = t.array.shape
     if t.field == _STRING_FIELD:
-        t.strings = _string_values(role, name, array)
+        t.strings = _string_values(role, t.name, t.array)
         t.payload = 0
         for value in t.strings:
             t.payload += _field_size(len(value))
+    elif t.field == _FLOAT_FIELD or t.field == _DOUBLE_FIELD:
+        _hold_wire_values(t, _FLOAT32_LE if t.field == _FLOAT_FIELD else _FLOAT64_LE)
+        t.payload = t.view.len
     else:
-        PyObject_GetBuffer(array, &t.view, PyBUF_SIMPLE)
-        t.has_view = True
-        if t.field == _FLOAT_FIELD or t.field == _DOUBLE_FIELD:
-            t.payload = t.view.len
-        elif t.view.len >= _NOGIL_BYTES:
+        _hold_wire_values(t, _CODE_DTYPES[t.code])
+        t.elem = _code_elems[t.code]
+        if t.view.len >= _NOGIL_BYTES:
             with nogil:
                 t.payload = _int_payload_size(t.view.buf, t.count, t.elem)
         else:
@@ -586,13 +668,13 @@ cdef _Tensor _make_tensor(str role, object name, int code, object array, bint to
             t.body_size += t.payload
         else:
             t.body_size += _field_size(t.payload)
-    return t
+    return 0
 
 
 cdef list _prepare_map(object tensors, str role, bint convert, bint torch):
     if tensors is None:
         return []
-    if not hasattr(tensors, "items"):
+    if type(tensors) is not dict and not hasattr(tensors, "items"):
         raise EncodeError(
             f"{role}s must be a mapping of names to numpy arrays, got "
             f"{type(tensors).__name__}"
@@ -603,8 +685,7 @@ cdef list _prepare_map(object tensors, str role, bint convert, bint torch):
             raise EncodeError(
                 f"{role} names must be str, got {type(name).__name__} {name!r}"
             )
-        code, array = _resolve(role, name, tensor, convert, torch)
-        resolved.append((name, code, array))
+        resolved.append(_resolve(role, name, tensor, convert, torch))
     return resolved
 
 
@@ -618,35 +699,34 @@ cdef list _prepare_list(object tensors, str role, bint convert, bint torch):
         )
     cdef list resolved = []
     for index, tensor in enumerate(tensors):
-        code, array = _resolve(role, index, tensor, convert, torch)
-        resolved.append((None, code, array))
+        resolved.append(_resolve(role, index, tensor, convert, torch))
     return resolved
 
 
-cdef object _lower_bound(list resolved):
+cdef object _lower_bound(list tensors):
     """Return the fewest bytes the tensors can take, without copying them."""
+    cdef _Tensor t
     total = 0
-    for _name, code, array in resolved:
-        total += array.size * _min_value_bytes(code)
+    for t in tensors:
+        # A Python int: a broadcast array's count times 8 may overflow C.
+        total += <object>t.count * _min_value_bytes(t.code)
     return total
 
 
 cdef Py_ssize_t _build_tensors(
-    list resolved, str role, bint torch, list out
+    list tensors, str role, bint torch, bint keyed
 ) except -1:
-    """Append a _Tensor per resolved tensor; return their encoded size."""
+    """Prepare every resolved _Tensor; return their encoded size."""
     cdef _Tensor t
     cdef Py_ssize_t total = 0
-    cdef str what = f"{role} name"
-    for name, code, array in resolved:
-        t = _make_tensor(role, name, code, array, torch)
-        if name is None:
-            total += _field_size(t.body_size)
-        else:
-            t.key = _utf8(name, what)
+    for t in tensors:
+        _prepare_tensor(t, role, torch)
+        if keyed:
+            t.key = _name_utf8(role, t.name)
             t.entry_size = _field_size(len(t.key)) + _field_size(t.body_size)
             total += _field_size(t.entry_size)
-        out.append(t)
+        else:
+            total += _field_size(t.body_size)
     return total
 
 
@@ -735,6 +815,15 @@ cdef int _check_written(uint8_t* p, uint8_t* start, Py_ssize_t size) except -1:
     return 0
 
 
+cdef bytes _name_utf8(str role, str name):
+    try:
+        return name.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise EncodeError(
+            f"{role} name {name!r} is not valid Unicode ({exc.reason})"
+        ) from exc
+
+
 cdef bytes _utf8(object text, str what):
     if isinstance(text, str):
         try:
@@ -770,18 +859,17 @@ def encode_tf_request(signature_name, inputs, output_filter=(), *, convert=False
     cdef bytes signature = b"" if signature_name is None else _utf8(
         signature_name, "signature_name"
     )
-    cdef list resolved = _prepare_map(inputs, "input", convert, False)
+    cdef list tensors = _prepare_map(inputs, "input", convert, False)
     cdef list names = _output_names(output_filter)
-    cdef list tensors = []
     cdef Py_ssize_t size = 0
     cdef uint8_t* start
     cdef uint8_t* p
     cdef bytes name
 
-    _check_message_size(_lower_bound(resolved), "the TensorFlow request")
+    _check_message_size(_lower_bound(tensors), "the TensorFlow request")
     if signature:
         size += _field_size(len(signature))
-    size += _build_tensors(resolved, "input", False, tensors)
+    size += _build_tensors(tensors, "input", False, True)
     for name in names:
         size += _field_size(len(name))
 
@@ -798,14 +886,13 @@ def encode_tf_request(signature_name, inputs, output_filter=(), *, convert=False
 
 def encode_tf_response(outputs):
     """Encode a TensorFlow PredictResponse; see _core.pyi for the contract."""
-    cdef list resolved = _prepare_map(outputs, "output", False, False)
-    cdef list tensors = []
+    cdef list tensors = _prepare_map(outputs, "output", False, False)
     cdef Py_ssize_t size
     cdef uint8_t* start
     cdef uint8_t* p
 
-    _check_message_size(_lower_bound(resolved), "the TensorFlow response")
-    size = _build_tensors(resolved, "output", False, tensors)
+    _check_message_size(_lower_bound(tensors), "the TensorFlow response")
+    size = _build_tensors(tensors, "output", False, True)
     out = _allocate(size, "the TensorFlow response", &start)
     p = _write_tensors(start, tensors, (1 << 3) | _LEN)
     _check_written(p, start, size)
@@ -816,10 +903,8 @@ def encode_torch_request(
     inputs, map_inputs=None, output_filter=(), debug_level=0, *, convert=False
 ):
     """Encode a PyTorch PredictRequest; see _core.pyi for the contract."""
-    cdef list listed = _prepare_list(inputs, "input", convert, True)
-    cdef list mapped = _prepare_map(map_inputs, "map input", convert, True)
-    cdef list tensors = []
-    cdef list map_tensors = []
+    cdef list tensors = _prepare_list(inputs, "input", convert, True)
+    cdef list map_tensors = _prepare_map(map_inputs, "map input", convert, True)
     cdef list indexes = []
     cdef int32_t debug = _int32(debug_level, "debug_level")
     cdef Py_ssize_t filter_size = 0
@@ -835,12 +920,12 @@ def encode_torch_request(
         indexes.append(index)
         filter_size += _varint_size(<uint64_t>(<int64_t>index))
     _check_message_size(
-        _lower_bound(listed) + _lower_bound(mapped), "the PyTorch request"
+        _lower_bound(tensors) + _lower_bound(map_tensors), "the PyTorch request"
     )
-    size += _build_tensors(listed, "input", True, tensors)
+    size += _build_tensors(tensors, "input", True, False)
     if indexes:
         size += _field_size(filter_size)
-    size += _build_tensors(mapped, "map input", True, map_tensors)
+    size += _build_tensors(map_tensors, "map input", True, True)
     if debug:
         # Field 100 needs a two-byte tag.
         size += 2 + _varint_size(<uint64_t>(<int64_t>debug))
@@ -863,19 +948,17 @@ def encode_torch_request(
 
 def encode_torch_response(outputs, map_outputs=None):
     """Encode a PyTorch PredictResponse; see _core.pyi for the contract."""
-    cdef list listed = _prepare_list(outputs, "output", False, True)
-    cdef list mapped = _prepare_map(map_outputs, "map output", False, True)
-    cdef list tensors = []
-    cdef list map_tensors = []
+    cdef list tensors = _prepare_list(outputs, "output", False, True)
+    cdef list map_tensors = _prepare_map(map_outputs, "map output", False, True)
     cdef Py_ssize_t size
     cdef uint8_t* start
     cdef uint8_t* p
 
     _check_message_size(
-        _lower_bound(listed) + _lower_bound(mapped), "the PyTorch response"
+        _lower_bound(tensors) + _lower_bound(map_tensors), "the PyTorch response"
     )
-    size = _build_tensors(listed, "output", True, tensors)
-    size += _build_tensors(mapped, "map output", True, map_tensors)
+    size = _build_tensors(tensors, "output", True, False)
+    size += _build_tensors(map_tensors, "map output", True, True)
     out = _allocate(size, "the PyTorch response", &start)
     p = _write_tensors(start, tensors, (1 << 3) | _LEN)
     p = _write_tensors(p, map_tensors, (2 << 3) | _LEN)
@@ -1055,11 +1138,14 @@ cdef class _ArrayMessage:
     """
 
     cdef:
+        str role               # "output", "map input", ...: for messages
+        object name            # map key or list index: for messages
         Py_ssize_t start
         Py_ssize_t end
         bint in_entry
         int32_t dtype
         int ndim
+        int64_t dims[32]       # the first _MAX_DIMS dimensions, in order
         Py_ssize_t counts[9]   # values per field number
         Py_ssize_t chunks[9]   # packed runs and single values per field number
         Py_ssize_t first[9]    # payload offset of the first chunk
@@ -1084,16 +1170,27 @@ cdef Py_ssize_t _scan_shape(
     const uint8_t* buf, Py_ssize_t pos, Py_ssize_t end, _ArrayMessage msg, int depth
 ) except -1:
     cdef uint32_t tag
-    cdef uint64_t ignored
+    cdef uint64_t value
     cdef Py_ssize_t stop
+    cdef Py_ssize_t count
     while pos < end:
         pos = _read_tag(buf, pos, end, &tag)
         if tag == (1 << 3) | _LEN:
             pos = _read_length(buf, pos, end, &stop)
-            msg.ndim += _checked_varint_count(buf, pos, stop)
+            count = _checked_varint_count(buf, pos, stop)
+            if msg.ndim + count <= _MAX_DIMS:
+                # The run was validated just above, so every read succeeds.
+                while pos < stop:
+                    pos = _read_varint(buf, pos, stop, &value)
+                    msg.dims[msg.ndim] = <int64_t>value
+                    msg.ndim += 1
+            else:
+                msg.ndim += count
             pos = stop
         elif tag == (1 << 3) | _VARINT:
-            pos = _read_varint(buf, pos, end, &ignored)
+            pos = _read_varint(buf, pos, end, &value)
+            if msg.ndim < _MAX_DIMS:
+                msg.dims[msg.ndim] = <int64_t>value
             msg.ndim += 1
         else:
             pos = _skip_field(buf, pos, end, tag, depth)
@@ -1280,70 +1377,47 @@ cdef int _next_field(_Cursor* c, uint32_t* tag) except -1:
     return 1
 
 
+cdef str _message_label(_ArrayMessage msg):
+    return _label(msg.role, msg.name)
+
+
 cdef tuple _decoded_shape(
-    const uint8_t* buf, _ArrayMessage msg, Py_ssize_t count, Py_ssize_t itemsize,
-    str label, int field,
+    _ArrayMessage msg, Py_ssize_t count, Py_ssize_t itemsize, int field
 ):
-    cdef _Cursor c
-    cdef uint32_t tag
-    cdef uint32_t inner
-    cdef uint64_t raw
-    cdef Py_ssize_t stop
-    cdef Py_ssize_t run_end
-    cdef int64_t dims[32]
-    cdef int ndim = 0
+    cdef int ndim = msg.ndim
     cdef int i
+    cdef int64_t dim
     cdef Py_ssize_t product = 1
     cdef bint has_zero = False
 
     # No dimensions: one value is a 0-d array, any other count a 1-d array.
-    if msg.ndim == 0:
+    if ndim == 0:
         return () if count == 1 else (count,)
 
-    _open_cursor(&c, buf, msg)
-    while _next_field(&c, &tag):
-        if tag != (_SHAPE_FIELD << 3) | _LEN:
-            c.pos = _skip_field(buf, c.pos, c.end, tag, 2)
-            continue
-        c.pos = _read_length(buf, c.pos, c.end, &stop)
-        while c.pos < stop:
-            c.pos = _read_tag(buf, c.pos, stop, &inner)
-            if inner == (1 << 3) | _VARINT:
-                c.pos = _read_varint(buf, c.pos, stop, &raw)
-                if ndim < _MAX_DIMS:
-                    dims[ndim] = <int64_t>raw
-                ndim += 1
-            elif inner == (1 << 3) | _LEN:
-                c.pos = _read_length(buf, c.pos, stop, &run_end)
-                while c.pos < run_end:
-                    c.pos = _read_varint(buf, c.pos, run_end, &raw)
-                    if ndim < _MAX_DIMS:
-                        dims[ndim] = <int64_t>raw
-                    ndim += 1
-            else:
-                c.pos = _skip_field(buf, c.pos, stop, inner, 3)
-    if ndim != msg.ndim:  # defensive: the scan counted the same fields
-        raise DecodeError(f"{label}: array_shape changed between reads")
-
-    shape = tuple([dims[i] for i in range(ndim)])
+    # The scan rejects more than _MAX_DIMS dimensions, so all are in msg.dims.
+    shape = tuple([msg.dims[i] for i in range(ndim)])
     for i in range(ndim):
-        if dims[i] < 0:
-            raise DecodeError(f"{label} has negative dimension in shape {shape}")
-    for i in range(ndim):
-        if dims[i] == 0:
-            has_zero = True
-        elif product > _SSIZE_MAX // itemsize // dims[i]:
+        if msg.dims[i] < 0:
             raise DecodeError(
-                f"{label} declares shape {shape}, larger than memory can hold"
+                f"{_message_label(msg)} has negative dimension in shape {shape}"
+            )
+    for i in range(ndim):
+        dim = msg.dims[i]
+        if dim == 0:
+            has_zero = True
+        elif product > _SSIZE_MAX // itemsize // dim:
+            raise DecodeError(
+                f"{_message_label(msg)} declares shape {shape}, larger than "
+                "memory can hold"
             )
         else:
-            product *= dims[i]
+            product *= dim
     if has_zero:
         product = 0
     if product != count:
         raise DecodeError(
-            f"{label} declares shape {shape} ({product} values) but carries "
-            f"{count} {_FIELD_NAMES[field]} values"
+            f"{_message_label(msg)} declares shape {shape} ({product} values) "
+            f"but carries {count} {_FIELD_NAMES[field]} values"
         )
     return shape
 
@@ -1449,7 +1523,7 @@ cdef Py_ssize_t _decode_run(
 
 cdef Py_ssize_t _gather_ints(
     const uint8_t* buf, Py_ssize_t pos, Py_ssize_t end, char* out,
-    Py_ssize_t limit, int elem, bint wide, str label, object dtype,
+    Py_ssize_t limit, int elem, bint wide, _ArrayMessage msg, object dtype,
 ) except -1:
     """Decode one packed run or one value into ``out``; return the count."""
     cdef int64_t bad = 0
@@ -1461,38 +1535,38 @@ cdef Py_ssize_t _gather_ints(
         n = _decode_run(buf, pos, end, out, limit, elem, wide, &bad)
     if n == -1:
         raise DecodeError(
-            f"{label} has value {bad}, outside the range of {dtype}; the "
-            "service sent values that do not fit the declared dtype"
+            f"{_message_label(msg)} has value {bad}, outside the range of "
+            f"{dtype}; the service sent values that do not fit the declared dtype"
         )
     if n < 0:  # defensive: the scan validated and counted every varint
-        raise DecodeError(f"{label}: malformed varints at byte {pos}")
+        raise DecodeError(f"{_message_label(msg)}: malformed varints at byte {pos}")
     return n
 
 
 cdef object _build_floats(
     object owner, const uint8_t* buf, _ArrayMessage msg, int field,
-    Py_ssize_t count, object dtype, tuple shape, str label,
+    Py_ssize_t count, object dtype, tuple shape,
 ):
     cdef _Cursor c
     cdef uint32_t tag
     cdef Py_ssize_t stop
     cdef Py_ssize_t index = 0
-    cdef Py_ssize_t width = dtype.itemsize
+    cdef Py_ssize_t width = 4 if field == _FLOAT_FIELD else 8
     cdef Py_ssize_t n
     cdef char* out
 
     if count == 0:
-        array = np.empty(shape, dtype)
+        array = _np_empty(shape, dtype)
         array.flags.writeable = False
         return array
     if msg.chunks[field] == 1 and msg.first_packed[field]:
         # Zero copy: the packed values are little-endian IEEE back to back.
-        array = np.ndarray(shape, dtype, owner, msg.first[field])
+        array = _np_ndarray(shape, dtype, owner, msg.first[field])
         if type(owner) is not bytes:
             array.flags.writeable = False
         return array
 
-    array = np.empty(count, dtype)
+    array = _np_empty(shape, dtype)
     out = _array_data(array)
     _open_cursor(&c, buf, msg)
     while _next_field(&c, &tag):
@@ -1505,18 +1579,19 @@ cdef object _build_floats(
             stop = c.pos + width
         n = stop - c.pos
         if n > (count - index) * width or stop > c.end:  # defensive
-            raise DecodeError(f"{label}: value count changed between reads")
+            raise DecodeError(
+                f"{_message_label(msg)}: value count changed between reads"
+            )
         memcpy(out + index * width, buf + c.pos, n)
         index += n // width
         c.pos = stop
-    array = array.reshape(shape)
     array.flags.writeable = False
     return array
 
 
 cdef object _build_ints(
     const uint8_t* buf, _ArrayMessage msg, int field, Py_ssize_t count,
-    object dtype, str label,
+    object dtype, tuple shape,
 ):
     cdef _Cursor c
     cdef uint32_t tag
@@ -1524,13 +1599,14 @@ cdef object _build_ints(
     cdef Py_ssize_t start
     cdef Py_ssize_t stop
     cdef Py_ssize_t index = 0
-    cdef Py_ssize_t itemsize = dtype.itemsize
-    cdef int elem = _KIND_ELEMS[(dtype.kind, dtype.itemsize)]
+    cdef int elem = _code_elems[msg.dtype]
+    cdef Py_ssize_t itemsize = _elem_size(elem)
     # int_val is int32: protobuf keeps the low 32 bits of each varint.
     cdef bint wide = field != _INT_FIELD
     cdef char* out
 
-    array = np.empty(count, dtype)
+    # A new array is C-contiguous, so the values fill it in order.
+    array = _np_empty(shape, dtype)
     if count == 0:
         return array
     out = _array_data(array)
@@ -1546,7 +1622,7 @@ cdef object _build_ints(
             stop = _read_varint(buf, c.pos, c.end, &ignored)
         index += _gather_ints(
             buf, start, stop, out + index * itemsize, count - index, elem, wide,
-            label, dtype,
+            msg, dtype,
         )
         c.pos = stop
     return array
@@ -1567,49 +1643,58 @@ cdef object _build_strings(const uint8_t* buf, _ArrayMessage msg, Py_ssize_t cou
             c.pos = stop
         else:
             c.pos = _skip_field(buf, c.pos, c.end, tag, 2)
-    array = np.empty(count, _OBJECT)
+    array = _np_empty(count, _OBJECT)
     array[:] = values
     return array
 
 
 cdef object _build_array(
-    object owner, const uint8_t* buf, _ArrayMessage msg, str label, bint torch
+    object owner, const uint8_t* buf, _ArrayMessage msg, bint torch
 ):
     """Return the numpy array of one scanned ArrayProto."""
     cdef int code = msg.dtype
-    cdef int field = (_TORCH_VALUE_FIELDS if torch else _TF_VALUE_FIELDS).get(code, 0)
+    cdef int field = _value_field(code, torch)
     cdef Py_ssize_t count
     if field == 0:
         raise DecodeError(
-            f"{label} has dtype {_code_name(code)}, which has no value field in "
-            "the schema, so easfast cannot read it"
+            f"{_message_label(msg)} has dtype {_code_name(code)}, which has no "
+            "value field in the schema, so easfast cannot read it"
         )
     count = msg.counts[field]
-    if field == _FLOAT_FIELD or field == _DOUBLE_FIELD:
-        dtype = _FLOAT32_LE if field == _FLOAT_FIELD else _FLOAT64_LE
-        shape = _decoded_shape(buf, msg, count, dtype.itemsize, label, field)
-        return _build_floats(owner, buf, msg, field, count, dtype, shape, label)
-    dtype = _CODE_DTYPES[code]
-    shape = _decoded_shape(buf, msg, count, dtype.itemsize, label, field)
+    if field == _FLOAT_FIELD:
+        shape = _decoded_shape(msg, count, 4, field)
+        return _build_floats(owner, buf, msg, field, count, _FLOAT32_LE, shape)
+    if field == _DOUBLE_FIELD:
+        shape = _decoded_shape(msg, count, 8, field)
+        return _build_floats(owner, buf, msg, field, count, _FLOAT64_LE, shape)
     if field == _STRING_FIELD:
+        shape = _decoded_shape(msg, count, sizeof(void*), field)
         return _build_strings(buf, msg, count).reshape(shape)
-    return _build_ints(buf, msg, field, count, dtype, label).reshape(shape)
+    dtype = _CODE_DTYPES[code]
+    shape = _decoded_shape(msg, count, _elem_size(_code_elems[code]), field)
+    return _build_ints(buf, msg, field, count, dtype, shape)
 
 
 cdef dict _build_map(
     object owner, const uint8_t* buf, dict found, str role, bint torch
 ):
     cdef dict arrays = {}
+    cdef _ArrayMessage msg
     for name, msg in found.items():
-        arrays[name] = _build_array(owner, buf, msg, _label(role, name), torch)
+        msg.role = role
+        msg.name = name
+        arrays[name] = _build_array(owner, buf, msg, torch)
     return arrays
 
 
 cdef list _build_list(object owner, const uint8_t* buf, list found, str role):
-    return [
-        _build_array(owner, buf, msg, _label(role, index), True)
-        for index, msg in enumerate(found)
-    ]
+    cdef list arrays = []
+    cdef _ArrayMessage msg
+    for index, msg in enumerate(found):
+        msg.role = role
+        msg.name = index
+        arrays.append(_build_array(owner, buf, msg, True))
+    return arrays
 
 
 # ------------------------------------------------------------ decode entry --
