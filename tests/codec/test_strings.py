@@ -108,6 +108,15 @@ class TestStringEncode:
         ):
             core.encode_tf_response({"s": array})
 
+    def test_list_element_error_names_index(self):
+        good = np.array([b"a"], dtype=object)
+        bad = np.array([b"a", 2], dtype=object)
+
+        with pytest.raises(
+            EncodeError, match=r"^output 1 element \(1,\) is int; a string tensor"
+        ):
+            core.encode_torch_response([good, bad])
+
     def test_lone_surrogate_element_rejected(self):
         array = np.array(["ok", "\ud800"], dtype=object)
 
