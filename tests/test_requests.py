@@ -134,6 +134,16 @@ class TestTFRequestFeeds:
                            r"but the content has 5"):
             request.add_feed("x", [2, 3], TFRequest.DT_FLOAT, [1.0] * 5)
 
+    def test_numpy_int_shape_normalised(self) -> None:
+        request = TFRequest()
+        shape = (np.int64(2), np.int32(2))
+        request.add_feed("x", shape, TFRequest.DT_FLOAT, [1.0] * 4)
+        _, inputs, _ = _core.decode_tf_request(request.to_string())
+        assert inputs["x"].shape == (2, 2)
+        with pytest.raises(EncodeError, match=r"shape \[2, 3\] needs 6 values"):
+            request.add_feed("y", (np.int64(2), np.int64(3)),
+                             TFRequest.DT_FLOAT, [1.0] * 5)
+
     @pytest.mark.parametrize("code, content, match", [
         (TFRequest.DT_INT32, [1.5], "needs integers"),
         (TFRequest.DT_UINT8, [256], "do not fit"),

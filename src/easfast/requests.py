@@ -28,6 +28,7 @@ Differences from ``eas_prediction`` 0.36, all deliberate:
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, SupportsIndex, Union, overload
 
@@ -134,56 +135,78 @@ class StringResponse(Response):
 # ------------------------------------------------------- feed conversion --
 
 
-def _convert(content: Content, code: int, shape: Sequence[int], what: str) -> Tensor:
+def _convert(
+    content: Content, code: int, shape: Sequence[int], kind: str, key: object
+) -> Tensor:
     # Turn a feed into (code, array of the code's dtype and of ``shape``).
-    dims = _check_shape(shape, what)
+    # Errors name the feed as f"{kind} {key!r}", such as "input 'images'".
+    dims = _check_shape(shape, kind, key)
     try:
         dtype = _core.numpy_dtype(code)
     except EncodeError as exc:
-        raise EncodeError(f"{what}: {exc}") from None
+        raise EncodeError(f"{_label(kind, key)}: {exc}") from None
     if dtype.kind == "O":
-        array = _string_array(content, what)
+        array = _string_array(content, kind, key)
     else:
         try:
             source = content if isinstance(content, np.ndarray) \
                 else np.asarray(content)
         except (ValueError, TypeError) as exc:
             raise EncodeError(
-                f"{what}: content is not a rectangular list of numbers ({exc})"
+                f"{_label(kind, key)}: content is not a rectangular list of "
+                f"numbers ({exc})"
             ) from None
-        _check_kind(source, dtype, code, what)
-        try:
-            array = source.astype(dtype, copy=False)
-        except (ValueError, TypeError, OverflowError) as exc:
-            raise EncodeError(
-                f"{what}: cannot convert {source.dtype} content to {dtype} ({exc})"
-            ) from None
+        if source.dtype == dtype:
+            array = source  # no conversion, so no value can change
+        else:
+            _check_kind(source, dtype, code, _label(kind, key))
+            try:
+                array = source.astype(dtype, copy=False)
+            except (ValueError, TypeError, OverflowError) as exc:
+                raise EncodeError(
+                    f"{_label(kind, key)}: cannot convert {source.dtype} content "
+                    f"to {dtype} ({exc})"
+                ) from None
 
-    expected = int(np.prod(dims, dtype=np.int64)) if dims else 1
+    expected = math.prod(dims)
     if array.size != expected:
         raise EncodeError(
-            f"{what}: shape {list(dims)} needs {expected} values but the "
-            f"content has {array.size}; pass a shape that matches the content"
+            f"{_label(kind, key)}: shape {list(dims)} needs {expected} values "
+            f"but the content has {array.size}; pass a shape that matches the "
+            "content"
         )
-    return code, array.reshape(dims)
+    if array.shape != dims:
+        array = array.reshape(dims)
+    return code, array
 
 
-def _check_shape(shape: Sequence[int], what: str) -> tuple[int, ...]:
+def _label(kind: str, key: object) -> str:
+    return f"{kind} {key!r}"
+
+
+def _check_shape(shape: Sequence[int], kind: str, key: object) -> tuple[int, ...]:
     try:
         dims = tuple(shape)
     except TypeError:
         raise EncodeError(
-            f"{what}: shape must be a list of ints such as [1, 784], "
-            f"got {shape!r}"
+            f"{_label(kind, key)}: shape must be a list of ints such as "
+            f"[1, 784], got {shape!r}"
         ) from None
+    exact = True
     for dim in dims:
-        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) \
-                or dim < 0:
+        if type(dim) is not int:
+            exact = False
+            if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+                raise EncodeError(
+                    f"{_label(kind, key)}: shape {list(dims)} must contain "
+                    f"ints >= 0, got {dim!r}"
+                )
+        if dim < 0:
             raise EncodeError(
-                f"{what}: shape {list(dims)} must contain ints >= 0, "
-                f"got {dim!r}"
+                f"{_label(kind, key)}: shape {list(dims)} must contain ints "
+                f">= 0, got {dim!r}"
             )
-    return tuple(int(dim) for dim in dims)
+    return dims if exact else tuple(int(dim) for dim in dims)
 
 
 def _check_kind(source: np.ndarray, dtype: np.dtype, code: int, what: str) -> None:
@@ -221,7 +244,7 @@ def _check_kind(source: np.ndarray, dtype: np.dtype, code: int, what: str) -> No
         )
 
 
-def _string_array(content: Content, what: str) -> np.ndarray:
+def _string_array(content: Content, kind: str, key: object) -> np.ndarray:
     flat = np.asarray(content, dtype=object).reshape(-1)
     out = np.empty(flat.shape, dtype=object)
     for i, item in enumerate(flat):
@@ -231,8 +254,8 @@ def _string_array(content: Content, what: str) -> np.ndarray:
             out[i] = bytes(item)
         else:
             raise EncodeError(
-                f"{what}: DT_STRING needs str or bytes values, item {i} is "
-                f"{type(item).__name__}"
+                f"{_label(kind, key)}: DT_STRING needs str or bytes values, "
+                f"item {i} is {type(item).__name__}"
             )
     return out
 
@@ -376,7 +399,7 @@ class TFRequest(Request):
         if not isinstance(input_name, str):
             raise EncodeError(f"input name must be a str, got {input_name!r}")
         self.inputs[input_name] = _convert(
-            content, content_type, shape, f"input {input_name!r}")
+            content, content_type, shape, "input", input_name)
         self._body = None
 
     def add_fetch(self, output_name: str) -> None:
@@ -480,7 +503,7 @@ class TorchRequest(Request):
         if isinstance(index, bool) or not isinstance(index, int) or index < 0:
             raise EncodeError(f"input index must be an int >= 0, got {index!r}")
         self.inputs[index] = _convert(content, content_type, shape,
-                                      f"input {index}")
+                                      "input", index)
         self._body = None
 
     def add_feed_map(
@@ -490,7 +513,7 @@ class TorchRequest(Request):
         if not isinstance(index, str):
             raise EncodeError(f"map input name must be a str, got {index!r}")
         self.map_inputs[index] = _convert(content, content_type, shape,
-                                          f"map input {index!r}")
+                                          "map input", index)
         self._body = None
 
     def add_fetch(self, output_index: int) -> None:
