@@ -223,6 +223,20 @@ class TestHealthTracker:
         tracker.record_failure(B)  # B keeps its first failure
         assert tracker.ejected() == [B]
 
+    def test_all_healthy_follows_records(self) -> None:
+        clock = FakeClock()
+        tracker = _tracker(clock)
+        assert tracker.all_healthy is True
+        tracker.record_failure(A)
+        assert tracker.all_healthy is False
+        tracker.record_success(A)
+        assert tracker.all_healthy is True
+        tracker.record_failure(B)
+        tracker.record_failure(B)
+        assert tracker.all_healthy is False
+        tracker.retain([A, C])  # B leaves the list with its ejection
+        assert tracker.all_healthy is True
+
     def test_transitions_logged_once_at_info(
         self, caplog: pytest.LogCaptureFixture
     ) -> None:

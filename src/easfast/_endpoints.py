@@ -216,6 +216,10 @@ class DirectRoute:
         snapshot = self.selector.snapshot
         if snapshot is not self._snapshot:
             self._track(snapshot, health)
+        if health.all_healthy:
+            # Nothing is excluded and no probe is claimed, so this is the
+            # plain pick that the loop below would make.
+            return self.selector.pick(tried)
         for _ in range(_MAX_PICKS):
             ejected = health.excluded()
             endpoint = self._pick_avoiding(snapshot, tried, ejected)
@@ -247,7 +251,7 @@ class DirectRoute:
     def record_response(self, address: str) -> None:
         """Record that ``address`` sent an HTTP response, whatever its status."""
         health = self.health
-        if health is not None:
+        if health is not None and not health.all_healthy:
             health.record_success(address)
 
     def record_error(self, address: str, error: Exception) -> None:

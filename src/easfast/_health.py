@@ -19,7 +19,8 @@ picks fall back to the whole list (see ``DirectRoute.pick``).
 The state of each instance is keyed by address and guarded by one lock
 that is never held across I/O or logging. ``excluded()``, called on every
 pick, reads a cached frozenset without the lock until the next cooldown or
-probe lease ends.
+probe lease ends. ``all_healthy`` is true while no instance has a failure
+or an ejection on record, which lets picks and successes skip the tracker.
 """
 
 from __future__ import annotations
@@ -110,6 +111,9 @@ class HealthTracker:
         self._clock = clock
         self._lock = threading.Lock()
         self._states: dict[str, _InstanceState] = {}
+        #: True while no instance has a failure or an ejection on record, so
+        #: nothing is excluded and every claim succeeds. Set with the lock.
+        self.all_healthy = True
         self._members: frozenset[str] = _EMPTY
         # Addresses picks skip now, valid until the monotonic _recheck_at.
         self._excluded: frozenset[str] = _EMPTY
@@ -172,6 +176,7 @@ class HealthTracker:
             return
         with self._lock:
             state = self._states.pop(address, None)
+            self.all_healthy = not self._states
             if state is None or not state.ejections:
                 return
             self._refresh(self._clock())
@@ -187,6 +192,7 @@ class HealthTracker:
             state = self._states.get(address)
             if state is None:
                 state = self._states[address] = _InstanceState()
+                self.all_healthy = False
             if state.ejections:
                 if now < state.until:
                     return  # an attempt started before the ejection
@@ -239,6 +245,7 @@ class HealthTracker:
                        if address not in members]
             for address in dropped:
                 del self._states[address]
+            self.all_healthy = not self._states
             if dropped:
                 self._refresh(self._clock())
         if dropped:
