@@ -127,7 +127,7 @@ class Session:
     def call(self, body: bytes) -> bytes:
         """Send ``body`` and return the response body of the first success."""
         self._check_open()
-        call = self._new_call(body)
+        call = _Call(self, body)
         pool = self.pool
         while True:
             request = call.next_request()

@@ -351,7 +351,7 @@ class Client:
         outputs: Sequence[str] | None,
         convert: bool,
     ) -> bytes:
-        if not isinstance(inputs, Mapping):
+        if type(inputs) is not dict and not isinstance(inputs, Mapping):
             raise ConfigurationError(
                 "inputs must be a dict of input name to numpy array, got "
                 f"{type(inputs).__name__}"
@@ -376,7 +376,8 @@ class Client:
         value fits; otherwise they raise ``EncodeError``.
         """
         body = self._encode(inputs, outputs, convert)
-        return dict(_core.decode_tf_response(self._session.call(body)))
+        # decode_tf_response returns a new dict, so no copy is needed.
+        return _core.decode_tf_response(self._session.call(body))
 
     def predict_many(
         self,
