@@ -395,6 +395,15 @@ class TestToken:
             "Authorization: EAS " + base64.b64encode(digest).decode(),
         ]
 
+    def test_signature_keyed_per_token(self) -> None:
+        # Keyed HMACs are cached per token; alternating tokens must not mix.
+        for token in ("first", "second", "first"):
+            line = auth_headers(token, b"b", "t", "/r", timestamp=0)[2]
+            date = "Thu, 01 Jan 1970 00:00:00 GMT"
+            text = f"POST\n{hashlib.md5(b'b').hexdigest()}\nt\n{date}\n/r"
+            digest = hmac.new(token.encode(), text.encode(), hashlib.sha1).digest()
+            assert line == "Authorization: EAS " + base64.b64encode(digest).decode()
+
     def test_date_is_utc(self) -> None:
         assert http_date(1_700_000_000) == "Tue, 14 Nov 2023 22:13:20 GMT"
 

