@@ -8,9 +8,11 @@ the request, the HTTP exchange and parsing the response.
 
 from __future__ import annotations
 
+import io
 import logging
 
 import numpy as np
+import pycurl
 import pytest
 
 import easfast
@@ -87,6 +89,32 @@ def test_tf_call(benchmark, nginx, name, size):
     finally:
         client.destroy()
     np.testing.assert_array_equal(scores, SCORES.ravel())
+
+
+def test_tf_call_raw_pycurl(benchmark, nginx):
+    """Floor for the 1x784 group: one kept-alive pycurl POST, no codec."""
+    benchmark.group = "nginx: TF call, float32 [1, 784] in"
+    benchmark.extra_info.update(case=benchmark.group, impl="raw pycurl")
+    body = _core.encode_tf_request("predict_images", {"images": IMAGES[:1]})
+    curl = pycurl.Curl()
+    curl.setopt(pycurl.URL, f"http://127.0.0.1:{nginx.ports[0]}/api/predict/mnist")
+    curl.setopt(pycurl.TCP_NODELAY, 1)
+    curl.setopt(pycurl.NOSIGNAL, 1)
+    curl.setopt(pycurl.HTTPHEADER, ["Expect:", "Content-Type: application/octet-stream"])
+    curl.setopt(pycurl.POSTFIELDS, body)
+
+    def call():
+        sink = io.BytesIO()
+        curl.setopt(pycurl.WRITEFUNCTION, sink.write)
+        curl.perform()
+        return sink.getvalue()
+
+    try:
+        call()
+        answer = benchmark(call)
+    finally:
+        curl.close()
+    assert answer == RESPONSE
 
 
 @pytest.mark.benchmark(group="nginx: 64 calls from one thread")
