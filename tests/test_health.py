@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 import pytest
@@ -61,7 +61,7 @@ def _route(clock: FakeClock, weights: tuple[int, ...] = (1, 1, 1),
 
 
 def _picks(route: DirectRoute, count: int,
-           tried: set[str] | None = None) -> list[str]:
+           tried: Collection[str] | None = None) -> list[str]:
     return [route.pick(tried)[0] for _ in range(count)]
 
 
@@ -319,13 +319,47 @@ class TestDirectRoutePick:
             route.record_error(address, ConnectError("refused"))
         assert _picks(route, 4, tried={A}) == [B] * 4
 
-    def test_live_tried_preferred_to_ejected(self) -> None:
+    def test_untried_ejected_preferred_to_tried(self) -> None:
         clock = FakeClock()
         route = _route(clock)
         route.record_error(A, ConnectError("refused"))
         route.record_error(A, ConnectError("refused"))
-        picks = _picks(route, 6, tried={B, C})
-        assert sorted(set(picks)) == [B, C]
+        assert _picks(route, 3, tried={B: None, C: None}) == [A, A, A]
+
+    def test_untried_live_preferred_to_untried_ejected(self) -> None:
+        clock = FakeClock()
+        route = _route(clock)
+        route.record_error(A, ConnectError("refused"))
+        route.record_error(A, ConnectError("refused"))
+        assert _picks(route, 3, tried={B: None}) == [C, C, C]
+
+    def test_all_tried_takes_least_recently_tried(self) -> None:
+        clock = FakeClock()
+        route = _route(clock)
+        route.record_error(A, HTTPStatusError("HTTP 503", 503))
+        assert _picks(route, 2, tried={C: None, A: None, B: None}) == [C, C]
+        assert _picks(route, 2, tried={B: None, C: None, A: None}) == [B, B]
+
+    def test_all_tried_prefers_live_to_ejected(self) -> None:
+        clock = FakeClock()
+        route = _route(clock)
+        route.record_error(A, ConnectError("refused"))
+        route.record_error(A, ConnectError("refused"))
+        assert _picks(route, 2, tried={A: None, B: None, C: None}) == [B, B]
+
+    def test_all_tried_and_ejected_takes_least_recently_tried(self) -> None:
+        clock = FakeClock()
+        route = _route(clock)
+        for address in (A, B, C):
+            route.record_error(address, ConnectError("refused"))
+            route.record_error(address, ConnectError("refused"))
+        assert _picks(route, 2, tried={B: None, A: None, C: None}) == [B, B]
+
+    def test_without_health_all_tried_takes_least_recently_tried(self) -> None:
+        endpoints = [Endpoint(f"10.0.0.{i + 1}", 80) for i in range(3)]
+        route = DirectRoute(SmoothWeightedRoundRobin(endpoints), "/p")
+        assert _picks(route, 2, tried={A: None, B: None}) == [C, C]
+        assert _picks(route, 2, tried={B: None, A: None, C: None}) == [B, B]
 
     def test_weight_zero_never_counts_as_live(self) -> None:
         clock = FakeClock()
@@ -445,6 +479,27 @@ class TestEjection:
             assert client.predict_raw(b"o") == b"o"
         assert client.ejected_endpoints == []
         assert overloaded.request_count >= 15
+
+    def test_untried_ejected_instances_tried_before_a_503_one(
+        self, local_eas: EASFactory, make_client: Callable[..., Client]
+    ) -> None:
+        eas = local_eas(instances=3, processor="string")
+        client = make_client(eas, retry=3, eject_for=60.0)
+        first, second, overloaded = eas.instances
+        first.set_fault(Fault.dead())
+        second.set_fault(Fault.dead())
+        expected = sorted([first.address, second.address])
+        for _ in range(20):
+            client.predict_raw(b"e")
+            if client.ejected_endpoints == expected:
+                break
+        assert client.ejected_endpoints == expected
+        first.set_fault(None)
+        second.set_fault(None)
+        overloaded.set_fault(Fault.status(503))
+        for i in range(5):
+            body = b"p%d" % i
+            assert client.predict_raw(body) == string_response(body)
 
     def test_only_instance_ejected_still_called(
         self, local_eas: EASFactory, make_client: Callable[..., Client]

@@ -158,6 +158,8 @@ class FixedRoute:
         return []
 
 
+_NONE_EJECTED: frozenset[str] = frozenset()
+
 # Maximum picks of one attempt. A pick is repeated when another thread has
 # just claimed the probe of the instance picked. The last pick is used anyway.
 _MAX_PICKS = 3
@@ -197,17 +199,24 @@ class DirectRoute:
     def pick(self, exclude: Collection[str] | None = None) -> tuple[str, str]:
         """Return ``(address, url)`` of the next attempt.
 
-        ``exclude`` contains the addresses this call already tried. The pick
-        avoids them and the ejected instances while another candidate
-        remains. When none does, it prefers a live instance already tried
-        to an ejected one, and an ejected instance not yet tried to one
-        tried, so that a call never fails only because of ejections.
+        ``exclude`` contains the addresses this call already tried, least
+        recently tried first when it is ordered (a dict or a list). The
+        order of preference is: an instance not yet tried and not ejected,
+        then an ejected one not yet tried (the attempt probes it), then
+        the instance tried least recently, live ones before ejected ones.
+        So a call fails only after every instance in the list has failed
+        it, and never only because of ejections.
         """
+        tried = exclude or ()
         health = self.health
         if health is None:
-            endpoint = self.selector.pick(exclude)
+            if tried:
+                endpoint = self._pick_avoiding(
+                    self.selector.snapshot, tried, _NONE_EJECTED)
+            else:
+                endpoint = self.selector.pick()
         else:
-            endpoint = self._pick_healthy(exclude or (), health)
+            endpoint = self._pick_healthy(tried, health)
         return endpoint.address, self.url_of(endpoint)
 
     def _pick_healthy(
@@ -216,10 +225,10 @@ class DirectRoute:
         snapshot = self.selector.snapshot
         if snapshot is not self._snapshot:
             self._track(snapshot, health)
-        if health.all_healthy:
+        if health.all_healthy and not tried:
             # Nothing is excluded and no probe is claimed, so this is the
             # plain pick that the loop below would make.
-            return self.selector.pick(tried)
+            return self.selector.pick()
         for _ in range(_MAX_PICKS):
             ejected = health.excluded()
             endpoint = self._pick_avoiding(snapshot, tried, ejected)
@@ -233,15 +242,19 @@ class DirectRoute:
         tried: Collection[str],
         ejected: frozenset[str],
     ) -> Endpoint:
+        # The slow path, taken after a failure: compute the candidates
+        # first, so that the selector's running weights advance only over
+        # the instances the attempt may go to.
         selector = self.selector
-        if not ejected:
-            return selector.pick(tried)
-        live = [ep.address for ep in snapshot
-                if ep.weight and ep.address not in ejected]
-        if any(address not in tried for address in live):
+        if not tried and not ejected:
+            return selector.pick()
+        untried = [ep.address for ep in snapshot
+                   if ep.weight and ep.address not in tried]
+        if not untried:
+            return _least_recently_tried(snapshot, tried, ejected)
+        if ejected and any(address not in ejected for address in untried):
             return selector.pick(ejected.union(tried))
-        if live:
-            return selector.pick(ejected)
+        # Every untried instance is ejected (or none is): probe one of them.
         return selector.pick(tried)
 
     def _track(self, snapshot: EndpointSnapshot, health: HealthTracker) -> None:
@@ -267,3 +280,28 @@ class DirectRoute:
     def ejected(self) -> list[str]:
         """Return the addresses of the instances ejected now, sorted."""
         return [] if self.health is None else self.health.ejected()
+
+
+def _least_recently_tried(
+    snapshot: EndpointSnapshot,
+    tried: Collection[str],
+    ejected: frozenset[str],
+) -> Endpoint:
+    # Every instance of the list has been tried by this call. Take the one
+    # tried longest ago, preferring one that is not ejected. ``tried`` is
+    # iterated in its own order, oldest first for the dict that _Call keeps.
+    weighted = {ep.address: ep for ep in snapshot if ep.weight}
+    fallback: Endpoint | None = None
+    for address in tried:
+        endpoint = weighted.get(address)
+        if endpoint is None:
+            continue
+        if address not in ejected:
+            return endpoint
+        if fallback is None:
+            fallback = endpoint
+    if fallback is None:
+        # Unreachable for a valid snapshot, which always has a positive
+        # weight; kept so that a pick never fails.
+        return next(iter(weighted.values()))
+    return fallback

@@ -9,8 +9,9 @@ handle. ``submit()`` hands a body to a background thread and returns a
 
 One call, step by step: the body's headers (and token signature) are
 computed once. Each attempt picks an instance not yet tried in this call
-and not ejected (see ``easfast._health``) while one exists, and reports its
-outcome to the route. A 200 returns the body; a 4xx raises
+and not ejected (see ``easfast._health``), else an ejected one not yet
+tried, else the one tried least recently (see ``DirectRoute.pick``), and
+reports its outcome to the route. A 200 returns the body; a 4xx raises
 ``HTTPStatusError`` at once; a retryable failure (see ``easfast.retry``)
 moves on to the next attempt until the ``Retry`` policy is exhausted, which
 raises ``RetriesExhausted`` chained from the last error.
@@ -273,7 +274,9 @@ class _Call:
         self.body = body
         self.headers = session.headers_for(body)
         self.retry = session.retry
-        self.tried: set[str] = set()
+        # Addresses tried so far, least recently tried first (see
+        # DirectRoute.pick); the values are unused.
+        self.tried: dict[str, None] = {}
         self.address = ""
         self.request: HTTPRequest | None = None
 
@@ -281,7 +284,10 @@ class _Call:
         """Pick the instance of the next attempt and return its request."""
         address, url = self.session.route.pick(self.tried)
         self.address = address
-        self.tried.add(address)
+        tried = self.tried
+        if address in tried:
+            del tried[address]  # move it to the end: tried most recently
+        tried[address] = None
         if log.isEnabledFor(logging.DEBUG):
             log.debug("service %s: attempt %d to %s", self.session.service_name,
                       len(self.retry.history) + 1, address)
