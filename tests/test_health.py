@@ -480,7 +480,7 @@ class TestEjection:
         assert client.ejected_endpoints == []
         assert overloaded.request_count >= 15
 
-    def test_untried_ejected_instances_tried_before_a_503_one(
+    def test_503_retry_goes_to_ejected_untried(
         self, local_eas: EASFactory, make_client: Callable[..., Client]
     ) -> None:
         eas = local_eas(instances=3, processor="string")

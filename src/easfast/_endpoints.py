@@ -204,8 +204,8 @@ class DirectRoute:
         order of preference is: an instance not yet tried and not ejected,
         then an ejected one not yet tried (the attempt probes it), then
         the instance tried least recently, live ones before ejected ones.
-        So a call fails only after every instance in the list has failed
-        it, and never only because of ejections.
+        So a call returns to an instance only after it has tried every
+        instance in the list, and ejections alone never make it fail.
         """
         tried = exclude or ()
         health = self.health
