@@ -31,10 +31,12 @@ from easfast.exceptions import (
     ConfigurationError,
     ConnectError,
     DecodeError,
+    EncodeError,
     HTTPStatusError,
     PredictException,
     RequestTimeout,
     RetriesExhausted,
+    TransportError,
 )
 from easfast.testing import DigitModel, Fault, LocalEAS, string_response
 
@@ -96,6 +98,33 @@ def _wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
 
 def _total_requests(eas: LocalEAS) -> int:
     return sum(instance.request_count for instance in eas.instances)
+
+
+class _RouteFailingOnce:
+    """A route whose first pick raises RuntimeError, as a bug in it would."""
+
+    def __init__(self, route: Any) -> None:
+        self.route = route
+        self.failed = False
+
+    def pick(self, exclude: Any = None) -> tuple[str, str]:
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("simulated bug in pick")
+        result: tuple[str, str] = self.route.pick(exclude)
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.route, name)
+
+
+def _add_unsendable_header(client: Client) -> tuple[str, ...]:
+    # Bypass the configuration checks, so that the transport meets a header
+    # line that curl cannot send. Returns the original header lines.
+    session = client._session
+    original = session._static_headers
+    session._static_headers = original + ("X-User: Jos\u00e9",)
+    return original
 
 
 class TestDirectChannel:
@@ -469,6 +498,15 @@ class TestBodies:
         response = client.predict(StringRequest("é€"))
         assert response.response_data == string_response("é€".encode())
 
+    def test_unsendable_header_in_predict(
+        self, local_eas: EASFactory, make_client: Callable[..., Client]
+    ) -> None:
+        eas = local_eas(instances=1, processor="string")
+        client = make_client(eas)
+        _add_unsendable_header(client)
+        with pytest.raises(ConfigurationError, match="X-User"):
+            client.predict_raw(b"a")
+
 
 class TestPredictMany:
     def test_results_in_order(
@@ -528,6 +566,46 @@ class TestPredictMany:
         results = client.predict_raw_many([b"ab"] * 6, concurrency=6)
         assert results == [b"ba"] * 6
 
+    def test_unexpected_error_stays_with_its_item(
+        self, local_eas: EASFactory, make_client: Callable[..., Client]
+    ) -> None:
+        eas = local_eas(instances=1, processor="string")
+        client = make_client(eas)
+        client._session.route = _RouteFailingOnce(client._session.route)
+        bodies = [b"%d" % i for i in range(6)]
+        results = client.predict_raw_many(bodies, concurrency=2,
+                                          return_exceptions=True)
+        assert isinstance(results[0], TransportError)
+        assert "unexpected RuntimeError" in str(results[0])
+        assert isinstance(results[0].__cause__, RuntimeError)
+        assert results[1:] == [string_response(body) for body in bodies[1:]]
+
+    def test_unsendable_header_returned_per_item(
+        self, local_eas: EASFactory, make_client: Callable[..., Client]
+    ) -> None:
+        eas = local_eas(instances=1, processor="string")
+        client = make_client(eas)
+        original = _add_unsendable_header(client)
+        results = client.predict_raw_many([b"a", b"b"], return_exceptions=True)
+        assert all(isinstance(r, ConfigurationError) for r in results)
+        assert "X-User" in str(results[0])
+        client._session._static_headers = original
+        assert client.predict_raw_many([b"ab"]) == [b"ba"]
+
+    def test_encode_error_returned_per_item(
+        self, local_eas: EASFactory, make_client: Callable[..., Client],
+        digits: tuple[np.ndarray, np.ndarray],
+    ) -> None:
+        eas = local_eas(instances=1, processor="tf")
+        client = make_client(eas)
+        good = {"images": digits[0][:1]}
+        bad = {"images": np.array([object()])}
+        results = client.predict_many([good, bad, good], return_exceptions=True)
+        assert isinstance(results[1], EncodeError)
+        assert set(results[0]) == {"scores", "classes"}
+        assert set(results[2]) == {"scores", "classes"}
+        assert eas.instances[0].request_count == 2
+
     def test_tensor_inputs(
         self, local_eas: EASFactory, make_client: Callable[..., Client],
         digits: tuple[np.ndarray, np.ndarray], digit_model: DigitModel,
@@ -574,6 +652,31 @@ class TestSubmit:
         assert _wait_until(lambda: eas.instances[0].request_count == 1)
         client.close()
         assert isinstance(future.exception(timeout=10), ClientClosedError)
+
+    def test_dispatcher_survives_unexpected_error(
+        self, local_eas: EASFactory, make_client: Callable[..., Client]
+    ) -> None:
+        eas = local_eas(instances=1, processor="string")
+        client = make_client(eas)
+        client._session.route = _RouteFailingOnce(client._session.route)
+        error = client.submit_raw(b"a").exception(timeout=10)
+        assert isinstance(error, TransportError)
+        assert isinstance(error.__cause__, RuntimeError)
+        assert client.submit_raw(b"ab").result(timeout=10) == b"ba"
+
+    def test_dispatcher_survives_unsendable_header(
+        self, local_eas: EASFactory, make_client: Callable[..., Client]
+    ) -> None:
+        eas = local_eas(instances=1, processor="string")
+        client = make_client(eas)
+        original = _add_unsendable_header(client)
+        error = client.submit_raw(b"a").exception(timeout=10)
+        assert isinstance(error, ConfigurationError)
+        assert "X-User" in str(error)
+        assert "Jos" not in str(error)
+        client._session._static_headers = original
+        assert client.submit_raw(b"ab").result(timeout=10) == b"ba"
+        assert not client.closed
 
     def test_submit_tensor(
         self, local_eas: EASFactory, make_client: Callable[..., Client],

@@ -22,6 +22,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import math
 import os
 import socket
 import threading
@@ -161,56 +162,24 @@ class Session:
         ``PredictException`` that ended that body's call.
         """
         self._check_open()
-        engine = self._engine()
         results: list[bytes | PredictException | None] = [None] * len(bodies)
-        calls: list[_Call | None] = [None] * len(bodies)
         waiting = deque(range(len(bodies)))
-        delayed: list[tuple[float, int]] = []  # (ready time, index) heap
-
-        def start(index: int) -> None:
-            call = calls[index]
-            if call is None:
-                call = calls[index] = self._new_call(bodies[index])
-            try:
-                request = call.next_request()
-            except PredictException as exc:
-                results[index] = exc
-                return
-            engine.add(request, index, self.timeout_ms, self.connect_timeout_ms)
-
+        flight = _Flight(self, self._engine(), concurrency)
         try:
-            while waiting or delayed or len(engine):
-                now = time.monotonic()
-                while delayed and delayed[0][0] <= now and len(engine) < concurrency:
-                    start(heapq.heappop(delayed)[1])
-                while waiting and len(engine) < concurrency:
-                    start(waiting.popleft())
-                if not len(engine):
-                    if delayed:
-                        time.sleep(max(0.0, delayed[0][0] - time.monotonic()))
-                    continue
-                pause = 1.0 if not delayed else max(0.0, delayed[0][0] - now)
-                for index, outcome in engine.wait(min(pause, 1.0)):
-                    call = calls[index]
-                    assert call is not None
-                    try:
-                        result = call.settle(outcome)
-                    except PredictException as exc:
-                        results[index] = exc
-                        continue
-                    if result is not None:
-                        results[index] = result
-                        continue
-                    delay = call.retry.get_backoff_time()
-                    if delay > 0:
-                        heapq.heappush(delayed, (time.monotonic() + delay, index))
-                    else:
-                        start(index)
+            while waiting or flight.busy():
+                flight.start_ready()
+                while waiting and flight.has_room():
+                    index = waiting.popleft()
+                    flight.start(index, self._new_call(bodies[index]))
+                for index, result in flight.step(1.0):
+                    results[index] = result
         finally:
-            if len(engine):
+            if flight.busy():
                 # Interrupted: drop the transfers so the engine starts clean.
-                engine.close()
+                flight.engine.close()
                 self._local.engine = None
+            else:
+                self._local.engine = flight.engine
         return results  # type: ignore[return-value]  # every slot is filled
 
     # -- calls handed to a background thread --
@@ -355,6 +324,135 @@ def _exhausted(
     )
 
 
+class _Flight:
+    # Calls in flight over one multi engine, at most ``limit`` transfers at
+    # a time. A failed attempt starts its retry at once or, after a backoff,
+    # from a heap of (ready time, key). Every call started ends in exactly
+    # one (key, response body or PredictException) pair from step().
+
+    def __init__(
+        self, session: Session, engine: MultiEngine[int], limit: float
+    ) -> None:
+        self.session = session
+        self.engine = engine
+        self.limit = limit
+        self.calls: dict[int, _Call] = {}
+        self._delayed: list[tuple[float, int]] = []
+        self._done: list[tuple[int, bytes | PredictException]] = []
+
+    def busy(self) -> bool:
+        """Tell whether a call started here has not ended yet."""
+        return bool(self.calls)
+
+    def has_room(self) -> bool:
+        """Tell whether one more transfer may start now."""
+        return len(self.engine) < self.limit
+
+    def start(self, key: int, call: _Call) -> None:
+        """Start the first attempt of ``call``, tagged with ``key``."""
+        self.calls[key] = call
+        self._attempt(key, call)
+
+    def start_ready(self) -> None:
+        """Start the retries whose backoff has ended, while there is room."""
+        delayed = self._delayed
+        if not delayed:
+            return
+        now = time.monotonic()
+        while delayed and delayed[0][0] <= now and self.has_room():
+            key = heapq.heappop(delayed)[1]
+            self._attempt(key, self.calls[key])
+
+    def step(
+        self, timeout: float, wake_fd: int | None = None
+    ) -> list[tuple[int, bytes | PredictException]]:
+        """Drive the transfers for up to ``timeout`` s; return the calls ended."""
+        delayed = self._delayed
+        if delayed:
+            timeout = min(timeout, max(0.0, delayed[0][0] - time.monotonic()))
+        try:
+            outcomes = self.engine.wait(timeout, wake_fd)
+        except Exception as exc:  # noqa: BLE001 - the thread must go on
+            self._fail_transfers(exc)
+            outcomes = []
+        for key, outcome in outcomes:
+            call = self.calls[key]
+            try:
+                result = call.settle(outcome)
+            except Exception as exc:  # noqa: BLE001 - PredictException or a bug
+                self._finish(key, _as_predict_exception(exc, call))
+                continue
+            if result is not None:
+                self._finish(key, result)
+                continue
+            delay = call.retry.get_backoff_time()
+            if delay > 0 or not self.has_room():
+                heapq.heappush(delayed, (time.monotonic() + delay, key))
+            else:
+                self._attempt(key, call)
+        self.start_ready()
+        done, self._done = self._done, []
+        return done
+
+    def fail_all(self, error: PredictException) -> list[tuple[int, PredictException]]:
+        """End every call started here with ``error`` and close the engine."""
+        failed = [(key, error) for key in self.calls]
+        self.calls.clear()
+        self._delayed.clear()
+        self._done.clear()
+        self.engine.close()
+        return failed
+
+    def _attempt(self, key: int, call: _Call) -> None:
+        session = self.session
+        try:
+            request = call.next_request()
+            self.engine.add(request, key, session.timeout_ms,
+                            session.connect_timeout_ms)
+        except Exception as exc:  # noqa: BLE001 - PredictException or a bug
+            self._finish(key, _as_predict_exception(exc, call))
+
+    def _finish(self, key: int, result: bytes | PredictException) -> None:
+        del self.calls[key]
+        self._done.append((key, result))
+
+    def _fail_transfers(self, error: Exception) -> None:
+        # The multi engine itself failed: end the calls whose transfers it
+        # held and continue on a new engine.
+        log.error("service %s: the curl multi engine failed; failing its "
+                  "%d transfers", self.session.service_name, len(self.engine),
+                  exc_info=error)
+        waiting = {key for _, key in self._delayed}
+        for key, call in list(self.calls.items()):
+            if key not in waiting:
+                self._finish(key, _as_predict_exception(error, call))
+        try:
+            self.engine.close()
+        except Exception:  # already failed; the next one is new
+            log.debug("closing the failed multi engine failed", exc_info=True)
+        self.engine = MultiEngine(keep_headers=False)
+
+
+def _as_predict_exception(error: Exception, call: _Call) -> PredictException:
+    # Any exception that ends one call, as the PredictException it raises.
+    if isinstance(error, PredictException):
+        return error
+    request = call.request
+    where = request.url if request is not None else \
+        f"service {call.session.service_name!r}"
+    log.warning("service %s: unexpected %s while sending to %s",
+                call.session.service_name, type(error).__name__, where,
+                exc_info=error)
+    mapped = TransportError(
+        f"sending the request to {where} failed with an unexpected "
+        f"{type(error).__name__}: {error}. This is a bug in easfast; please "
+        "report it with the traceback of __cause__",
+        url=where,
+    )
+    mapped.__cause__ = error
+    return mapped
+
+
 class _Dispatcher:
     # A daemon thread that runs submitted calls over its own multi engine.
     # Submitters append to a deque and write one byte to a socket pair,
@@ -398,53 +496,29 @@ class _Dispatcher:
 
     def _run(self) -> None:
         session = self.session
-        engine: MultiEngine[int] = MultiEngine(keep_headers=False)
-        active: dict[int, tuple[_Call, Future[bytes]]] = {}
-        delayed: list[tuple[float, int]] = []
+        flight = _Flight(session, MultiEngine(keep_headers=False), math.inf)
+        futures: dict[int, Future[bytes]] = {}
         counter = itertools.count()
         wake_fd = self._wake_read.fileno()
-
-        def start(key: int) -> None:
-            call, future = active[key]
-            try:
-                request = call.next_request()
-                engine.add(request, key, session.timeout_ms,
-                           session.connect_timeout_ms)
-            except PredictException as exc:
-                del active[key]
-                future.set_exception(exc)
-
         try:
             while not self._stopping:
-                while self._queue:
+                flight.start_ready()
+                while self._queue and flight.has_room():
                     call, future = self._queue.popleft()
                     if future.set_running_or_notify_cancel():
                         key = next(counter)
-                        active[key] = (call, future)
-                        start(key)
-                now = time.monotonic()
-                while delayed and delayed[0][0] <= now:
-                    start(heapq.heappop(delayed)[1])
-                pause = 1.0 if not delayed else max(0.0, delayed[0][0] - now)
-                for key, outcome in engine.wait(min(pause, 1.0), wake_fd):
-                    call, future = active[key]
-                    try:
-                        result = call.settle(outcome)
-                    except PredictException as exc:
-                        del active[key]
-                        future.set_exception(exc)
-                        continue
-                    if result is not None:
-                        del active[key]
-                        future.set_result(result)
-                        continue
-                    delay = call.retry.get_backoff_time()
-                    if delay > 0:
-                        heapq.heappush(delayed, (time.monotonic() + delay, key))
+                        futures[key] = future
+                        flight.start(key, call)
+                for key, result in flight.step(1.0, wake_fd):
+                    future = futures.pop(key)
+                    if isinstance(result, PredictException):
+                        future.set_exception(result)
                     else:
-                        start(key)
+                        future.set_result(result)
                 self._drain_wake()
-        except BaseException:  # pragma: no cover - defensive
+        except BaseException:
+            # Only a bug in this loop gets here; the finally block below
+            # fails every pending future, so no caller waits forever.
             log.exception("dispatcher of service %s stopped",
                           session.service_name)
             raise
@@ -454,13 +528,12 @@ class _Dispatcher:
                 f"the client of service {session.service_name!r} was closed "
                 "before this call finished"
             )
-            for _, future in active.values():
-                future.set_exception(closed)
+            for key, _ in flight.fail_all(closed):
+                futures.pop(key).set_exception(closed)
             while self._queue:
                 _, future = self._queue.popleft()
                 if future.set_running_or_notify_cancel():
                     future.set_exception(closed)
-            engine.close()
             self._wake_read.close()
             self._wake_write.close()
 

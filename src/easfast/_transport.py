@@ -36,7 +36,9 @@ import pycurl
 
 from .exceptions import (
     ClientClosedError,
+    ConfigurationError,
     ConnectError,
+    PredictException,
     RequestTimeout,
     TransportError,
 )
@@ -218,28 +220,33 @@ class _Easy:
     ) -> None:
         curl = self.curl
         self.request = request
-        curl.setopt(pycurl.URL, request.url)
-        timeouts = (timeout_ms, min(connect_timeout_ms, timeout_ms))
-        if timeouts != self.timeouts_set:
-            curl.setopt(pycurl.TIMEOUT_MS, timeouts[0])
-            curl.setopt(pycurl.CONNECTTIMEOUT_MS, timeouts[1])
-            self.timeouts_set = timeouts
-        headers = request.headers
-        if headers is not self.headers_set:
-            # NOTE: skipping the same tuple object is safe because tuples
-            # are immutable and headers_set keeps the old one alive, so its
-            # id cannot be reused. A failed setopt leaves request set, and
-            # the caller then closes this handle.
-            # "Expect:" stops libcurl from sending "Expect: 100-continue"
-            # with a large body and then waiting for "100 Continue".
-            curl.setopt(pycurl.HTTPHEADER, headers + ("Expect:",))
-            self.headers_set = headers
-        if request.body is None:
-            curl.setopt(pycurl.HTTPGET, 1)
-        else:
-            # pycurl passes a bytes object to libcurl without copying and
-            # sets POSTFIELDSIZE from its length, so NUL bytes stay intact.
-            curl.setopt(pycurl.POSTFIELDS, request.body)
+        try:
+            curl.setopt(pycurl.URL, request.url)
+            timeouts = (timeout_ms, min(connect_timeout_ms, timeout_ms))
+            if timeouts != self.timeouts_set:
+                curl.setopt(pycurl.TIMEOUT_MS, timeouts[0])
+                curl.setopt(pycurl.CONNECTTIMEOUT_MS, timeouts[1])
+                self.timeouts_set = timeouts
+            headers = request.headers
+            if headers is not self.headers_set:
+                # NOTE: skipping the same tuple object is safe because
+                # tuples are immutable and headers_set keeps the old one
+                # alive, so its id cannot be reused. A failed setopt leaves
+                # request set, and the caller then closes this handle.
+                # "Expect:" stops libcurl from sending "Expect:
+                # 100-continue" with a large body and then waiting for
+                # "100 Continue".
+                curl.setopt(pycurl.HTTPHEADER, headers + ("Expect:",))
+                self.headers_set = headers
+            if request.body is None:
+                curl.setopt(pycurl.HTTPGET, 1)
+            else:
+                # pycurl passes a bytes object to libcurl without copying
+                # and sets POSTFIELDSIZE from its length, so NUL bytes
+                # stay intact.
+                curl.setopt(pycurl.POSTFIELDS, request.body)
+        except (UnicodeError, TypeError, ValueError, pycurl.error) as exc:
+            raise _prepare_error(request, exc) from exc
 
     def finish(self) -> HTTPResponse:
         """Collect the response of a completed transfer and reset buffers."""
@@ -276,6 +283,37 @@ class _Easy:
             # one stays referenced until the next request replaces it.
             self.curl.setopt(pycurl.POSTFIELDS, b"")
         self.request = None
+
+
+def _prepare_error(request: HTTPRequest, error: Exception) -> PredictException:
+    # A request that pycurl rejects before sending anything. Header values
+    # stay out of the message, because Authorization carries the token.
+    if isinstance(error, pycurl.error):
+        code, message = _error_args(error)
+        return map_curl_error(code, message, request.url)
+    if not _is_sendable(request.url):
+        return ConfigurationError(
+            f"the request URL {request.url!r} contains non-ASCII or control "
+            "characters; check the service name, endpoint and custom URL"
+        )
+    for line in request.headers:
+        if not _is_sendable(line):
+            name = line.partition(":")[0]
+            return ConfigurationError(
+                f"request header {name!r} (to {request.url}) contains "
+                "non-ASCII characters, a line break or a NUL byte, which "
+                "HTTP headers cannot carry; encode the value, for example "
+                "as percent-encoded UTF-8"
+            )
+    return TransportError(
+        f"cannot prepare the request to {request.url}: "
+        f"{type(error).__name__}: {error}",
+        url=request.url,
+    )
+
+
+def _is_sendable(text: str) -> bool:
+    return text.isascii() and not any(ch in text for ch in "\0\r\n")
 
 
 def _error_args(error: pycurl.error) -> tuple[int, str]:

@@ -393,10 +393,21 @@ class Client:
         Returns the outputs in the order of ``inputs``. A failed item raises
         its ``PredictException`` after every other item has finished, unless
         ``return_exceptions`` is true, in which case the exception takes the
-        item's place in the list. ``convert`` is as in ``predict``.
+        item's place in the list. That includes an item that fails to
+        encode, which is then not sent. ``convert`` is as in ``predict``.
         """
-        bodies = [self._encode(item, outputs, convert) for item in inputs]
-        results = self._many(bodies, concurrency)
+        encoded: list[bytes | PredictException] = []
+        for item in inputs:
+            try:
+                encoded.append(self._encode(item, outputs, convert))
+            except PredictException as exc:
+                if not return_exceptions:
+                    raise
+                encoded.append(exc)
+        bodies = [body for body in encoded if isinstance(body, bytes)]
+        sent = iter(self._many(bodies, concurrency))
+        results = [next(sent) if isinstance(body, bytes) else body
+                   for body in encoded]
         decoded: list[Any] = []
         for result in results:
             if isinstance(result, PredictException):
