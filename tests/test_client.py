@@ -653,6 +653,60 @@ class TestSubmit:
         client.close()
         assert isinstance(future.exception(timeout=10), ClientClosedError)
 
+    def test_in_flight_capped_at_max_connections(
+        self, local_eas: EASFactory, make_client: Callable[..., Client]
+    ) -> None:
+        eas = local_eas(instances=1, processor="string")
+        client = make_client(eas, max_connections=3, timeout=5.0)
+        instance = eas.instances[0]
+        instance.set_fault(Fault.hang(seconds=1.0, times=3))
+        futures = [client.submit_raw(b"c%d" % i) for i in range(30)]
+        assert _wait_until(lambda: instance.request_count >= 3)
+        time.sleep(0.3)  # room for more requests to arrive if uncapped
+        assert instance.request_count == 3
+        results = [future.result(timeout=20) for future in futures]
+        assert results == [string_response(b"c%d" % i) for i in range(30)]
+
+    def test_close_fails_queued_futures_at_once(
+        self, local_eas: EASFactory, make_client: Callable[..., Client]
+    ) -> None:
+        eas = local_eas(instances=1, processor="string")
+        client = make_client(eas, max_connections=2, timeout=5.0)
+        instance = eas.instances[0]
+        instance.set_fault(Fault.hang(seconds=5.0))
+        futures = [client.submit_raw(b"q") for _ in range(500)]
+        assert _wait_until(lambda: instance.request_count >= 2)
+        client.close()
+        assert all(future.done() for future in futures)
+        errors = [future.exception(timeout=0) for future in futures]
+        assert all(isinstance(error, ClientClosedError) for error in errors)
+        assert instance.request_count == 2
+
+    def test_submit_racing_close_never_hangs(
+        self, local_eas: EASFactory, make_client: Callable[..., Client]
+    ) -> None:
+        eas = local_eas(instances=1, processor="string")
+        client = make_client(eas, max_connections=2)
+        futures: list[Any] = []
+
+        def submit_until_closed() -> None:
+            for _ in range(5000):
+                try:
+                    futures.append(client.submit_raw(b"r"))
+                except ClientClosedError:
+                    return
+
+        with ThreadPoolExecutor(4) as pool:
+            running = [pool.submit(submit_until_closed) for _ in range(4)]
+            assert _wait_until(lambda: len(futures) >= 200)
+            client.close()
+            for task in running:
+                task.result(timeout=30)
+        assert _wait_until(lambda: all(f.done() for f in futures), timeout=10)
+        for future in futures:
+            error = future.exception(timeout=0)
+            assert error is None or isinstance(error, ClientClosedError)
+
     def test_dispatcher_survives_unexpected_error(
         self, local_eas: EASFactory, make_client: Callable[..., Client]
     ) -> None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-import math
 import os
 import socket
 import threading
@@ -54,6 +53,9 @@ log = logging.getLogger(__name__)
 
 # Bytes of an error response kept on HTTPStatusError.body and in messages.
 _ERROR_BODY_LIMIT = 512
+
+# Seconds close() waits for the dispatcher thread to end.
+_STOP_JOIN_SECONDS = 2.0
 
 Route = Union[FixedRoute, DirectRoute]
 Outcome = Union[HTTPResponse, TransportError]
@@ -394,14 +396,14 @@ class _Flight:
         done, self._done = self._done, []
         return done
 
-    def fail_all(self, error: PredictException) -> list[tuple[int, PredictException]]:
-        """End every call started here with ``error`` and close the engine."""
-        failed = [(key, error) for key in self.calls]
+    def abort(self) -> list[int]:
+        """Drop every call started here, close the engine; return their keys."""
+        keys = list(self.calls)
         self.calls.clear()
         self._delayed.clear()
         self._done.clear()
         self.engine.close()
-        return failed
+        return keys
 
     def _attempt(self, key: int, call: _Call) -> None:
         session = self.session
@@ -454,9 +456,11 @@ def _as_predict_exception(error: Exception, call: _Call) -> PredictException:
 
 
 class _Dispatcher:
-    # A daemon thread that runs submitted calls over its own multi engine.
-    # Submitters append to a deque and write one byte to a socket pair,
-    # which wakes the thread out of its select().
+    # A daemon thread that runs submitted calls over its own multi engine,
+    # at most max_connections transfers at a time. Submitters append to a
+    # deque and write one byte to a socket pair, which wakes the thread out
+    # of its select(). stop() fails the queued calls itself, so closing
+    # does not wait for the thread to work through the queue.
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -479,7 +483,12 @@ class _Dispatcher:
                 f"the client of service {self.session.service_name!r} is closed"
             )
         self._queue.append((call, future))
-        self._wake()
+        if self._stopping:
+            # stop() ran between the check and the append, and may have
+            # drained the queue already.
+            self._fail_queued()
+        else:
+            self._wake()
         return future
 
     def _wake(self) -> None:
@@ -489,14 +498,34 @@ class _Dispatcher:
             pass  # the buffer is full, so the thread wakes up anyway
 
     def stop(self) -> None:
+        """Fail the queued calls, then end the thread, which aborts the rest."""
         self._stopping = True
+        self._fail_queued()
         self._wake()
         if self._thread is not threading.current_thread():
-            self._thread.join(5.0)
+            # The thread exits at its next wake-up, within milliseconds
+            # unless a done-callback of a future blocks it.
+            self._thread.join(_STOP_JOIN_SECONDS)
+
+    def _fail_queued(self) -> None:
+        # popleft is atomic, so stop(), submit() and the thread may race
+        # here and each queued call is still taken exactly once.
+        name = self.session.service_name
+        while True:
+            try:
+                _, future = self._queue.popleft()
+            except IndexError:
+                return
+            if future.set_running_or_notify_cancel():
+                future.set_exception(ClientClosedError(
+                    f"the client of service {name!r} was closed before this "
+                    "call started"
+                ))
 
     def _run(self) -> None:
         session = self.session
-        flight = _Flight(session, MultiEngine(keep_headers=False), math.inf)
+        flight = _Flight(session, MultiEngine(keep_headers=False),
+                         session.max_connections)
         futures: dict[int, Future[bytes]] = {}
         counter = itertools.count()
         wake_fd = self._wake_read.fileno()
@@ -524,16 +553,12 @@ class _Dispatcher:
             raise
         finally:
             self._stopping = True
-            closed = ClientClosedError(
-                f"the client of service {session.service_name!r} was closed "
-                "before this call finished"
-            )
-            for key, _ in flight.fail_all(closed):
-                futures.pop(key).set_exception(closed)
-            while self._queue:
-                _, future = self._queue.popleft()
-                if future.set_running_or_notify_cancel():
-                    future.set_exception(closed)
+            for key in flight.abort():
+                futures.pop(key).set_exception(ClientClosedError(
+                    f"the client of service {session.service_name!r} was "
+                    "closed before this call finished"
+                ))
+            self._fail_queued()
             self._wake_read.close()
             self._wake_write.close()
 
