@@ -277,17 +277,68 @@ class TestDirectChannel:
         assert isinstance(info.value.__cause__, ConnectError)
         assert eas.instances[0].request_count == 2
 
-    def test_garbage_body_raises_decode_error_without_retry(
+    def test_garbage_body_retried_elsewhere(
+        self, local_eas: EASFactory, make_client: Callable[..., Client],
+        digits: tuple[np.ndarray, np.ndarray], digit_model: DigitModel,
+    ) -> None:
+        eas = local_eas(instances=2, processor="tf")
+        garbled, healthy = eas.instances
+        garbled.set_fault(Fault.garbage())
+        client = make_client(eas)
+        images = digits[0][:1]
+        _, classes = digit_model.predict(images)
+        for _ in range(4):
+            result = client.predict({"images": images})
+            np.testing.assert_array_equal(result["classes"], classes)
+        assert garbled.request_count >= 2
+        assert healthy.request_count == 4
+
+    def test_garbage_everywhere_exhausts_retries(
         self, local_eas: EASFactory, make_client: Callable[..., Client],
         digits: tuple[np.ndarray, np.ndarray],
     ) -> None:
         eas = local_eas(instances=2, processor="tf")
         for instance in eas.instances:
             instance.set_fault(Fault.garbage())
-        client = make_client(eas)
-        with pytest.raises(DecodeError):
+        client = make_client(eas, retry=3)
+        with pytest.raises(RetriesExhausted) as caught:
             client.predict({"images": digits[0][:1]})
-        assert _total_requests(eas) == 1
+        error = caught.value
+        assert isinstance(error.__cause__, DecodeError)
+        assert isinstance(error.last_error, DecodeError)
+        assert "HTTP 200" in str(error.last_error)
+        assert eas.instances[0].address in str(error.last_error) \
+            or eas.instances[1].address in str(error.last_error)
+        assert _total_requests(eas) == 3
+
+    def test_garbage_body_retried_in_many_and_submit(
+        self, local_eas: EASFactory, make_client: Callable[..., Client],
+        digits: tuple[np.ndarray, np.ndarray],
+    ) -> None:
+        eas = local_eas(instances=2, processor="tf")
+        eas.instances[0].set_fault(Fault.garbage())
+        client = make_client(eas)
+        inputs = [{"images": digits[0][i:i + 1]} for i in range(6)]
+        many = client.predict_many(inputs, concurrency=3)
+        assert all(set(result) == {"scores", "classes"} for result in many)
+        futures = [client.submit(item) for item in inputs]
+        for future in futures:
+            assert set(future.result(timeout=10)) == {"scores", "classes"}
+
+    def test_garbage_body_retried_by_predict_client(
+        self, local_eas: EASFactory,
+        make_predict_client: Callable[..., PredictClient],
+        digits: tuple[np.ndarray, np.ndarray],
+    ) -> None:
+        eas = local_eas(instances=2, processor="tf")
+        eas.instances[0].set_fault(Fault.garbage())
+        client = make_predict_client(eas)
+        for _ in range(4):
+            request = TFRequest("predict_images")
+            request.add_feed("images", [1, 784], TFRequest.DT_FLOAT,
+                             digits[0][0])
+            response = client.predict(request)
+            assert response.get_tensor_shape("scores") == [1, 10]
 
     def test_keep_alive_reuses_connections(
         self, local_eas: EASFactory, make_client: Callable[..., Client]

@@ -93,7 +93,7 @@ class TestClassification:
         (_status_error(400), False),
         (_status_error(401), False),
         (_status_error(404), False),
-        (DecodeError("garbage"), False),
+        (DecodeError("garbage"), True),
         (ValueError("other"), False),
     ], ids=["connect", "timeout", "weird-reply", "malformed-url", "500", "503",
             "400", "401", "404", "decode", "other"])

@@ -11,10 +11,12 @@ One call, step by step: the body's headers (and token signature) are
 computed once. Each attempt picks an instance not yet tried in this call
 and not ejected (see ``easfast._health``), else an ejected one not yet
 tried, else the one tried least recently (see ``DirectRoute.pick``), and
-reports its outcome to the route. A 200 returns the body; a 4xx raises
-``HTTPStatusError`` at once; a retryable failure (see ``easfast.retry``)
-moves on to the next attempt until the ``Retry`` policy is exhausted, which
-raises ``RetriesExhausted`` chained from the last error.
+reports its outcome to the route. A 200 returns the body, or what the
+call's ``parse`` function makes of it. A 4xx raises ``HTTPStatusError`` at
+once. A retryable failure (see ``easfast.retry``), a ``DecodeError`` from
+``parse`` included, moves on to the next attempt until the ``Retry``
+policy is exhausted, which raises ``RetriesExhausted`` chained from the
+last error.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
-from typing import Union
+from typing import Any, Callable, TypeVar, Union, overload
 
 from ._auth import auth_headers
 from ._endpoints import DirectRoute, FixedRoute
@@ -42,6 +44,7 @@ from ._transport import (
 from .discovery import Discovery
 from .exceptions import (
     ClientClosedError,
+    DecodeError,
     HTTPStatusError,
     PredictException,
     RetriesExhausted,
@@ -59,6 +62,22 @@ _STOP_JOIN_SECONDS = 2.0
 
 Route = Union[FixedRoute, DirectRoute]
 Outcome = Union[HTTPResponse, TransportError]
+T = TypeVar("T")
+# Turns a 200's body into the call's result; may raise DecodeError.
+Parse = Callable[[bytes], Any]
+
+
+class _Retry:
+    # The type of RETRY.
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "RETRY"
+
+
+#: Returned by _Call.settle() when the call goes on with another attempt.
+#: A sentinel, because a parse function may return None.
+RETRY = _Retry()
 
 
 class Session:
@@ -123,15 +142,23 @@ class Session:
             self.token, body, self.content_type, self.sign_resource
         ))
 
-    def _new_call(self, body: bytes) -> _Call:
-        return _Call(self, body)
-
     # -- one call in the calling thread --
 
-    def call(self, body: bytes) -> bytes:
-        """Send ``body`` and return the response body of the first success."""
+    @overload
+    def call(self, body: bytes) -> bytes: ...
+
+    @overload
+    def call(self, body: bytes, parse: Callable[[bytes], T]) -> T: ...
+
+    def call(self, body: bytes, parse: Parse | None = None) -> Any:
+        """Send ``body`` and return the response body of the first success.
+
+        With ``parse``, return ``parse(response body)`` instead. A
+        ``DecodeError`` from ``parse`` fails that attempt like a 5xx does,
+        so the call is retried on another instance.
+        """
         self._check_open()
-        call = _Call(self, body)
+        call = _Call(self, body, parse)
         pool = self.pool
         while True:
             request = call.next_request()
@@ -142,7 +169,7 @@ class Session:
             except TransportError as exc:
                 outcome = exc
             result = call.settle(outcome)
-            if result is not None:
+            if result is not RETRY:
                 return result
             call.retry.backoff()
 
@@ -156,15 +183,19 @@ class Session:
         return engine
 
     def call_many(
-        self, bodies: Sequence[bytes], concurrency: int
-    ) -> list[bytes | PredictException]:
+        self,
+        bodies: Sequence[bytes],
+        concurrency: int,
+        parse: Parse | None = None,
+    ) -> list[Any]:
         """Send every body, at most ``concurrency`` at a time, from this thread.
 
-        Returns one item per body, in order: the response body, or the
+        Returns one item per body, in order: the response body (or what
+        ``parse`` returns for it, as in ``call``), or the
         ``PredictException`` that ended that body's call.
         """
         self._check_open()
-        results: list[bytes | PredictException | None] = [None] * len(bodies)
+        results: list[Any] = [None] * len(bodies)
         waiting = deque(range(len(bodies)))
         flight = _Flight(self, self._engine(), concurrency)
         try:
@@ -172,7 +203,7 @@ class Session:
                 flight.start_ready()
                 while waiting and flight.has_room():
                     index = waiting.popleft()
-                    flight.start(index, self._new_call(bodies[index]))
+                    flight.start(index, _Call(self, bodies[index], parse))
                 for index, result in flight.step(1.0):
                     results[index] = result
         finally:
@@ -182,12 +213,21 @@ class Session:
                 self._local.engine = None
             else:
                 self._local.engine = flight.engine
-        return results  # type: ignore[return-value]  # every slot is filled
+        return results
 
     # -- calls handed to a background thread --
 
-    def submit(self, body: bytes) -> Future[bytes]:
-        """Send ``body`` from the background dispatcher thread."""
+    @overload
+    def submit(self, body: bytes) -> Future[bytes]: ...
+
+    @overload
+    def submit(self, body: bytes, parse: Callable[[bytes], T]) -> Future[T]: ...
+
+    def submit(self, body: bytes, parse: Parse | None = None) -> Future[Any]:
+        """Send ``body`` from the background dispatcher thread.
+
+        ``parse`` runs in that thread and is as in ``call``.
+        """
         self._check_open()
         dispatcher = self._dispatcher
         if dispatcher is None:
@@ -195,7 +235,7 @@ class Session:
                 dispatcher = self._dispatcher
                 if dispatcher is None:
                     dispatcher = self._dispatcher = _Dispatcher(self)
-        return dispatcher.submit(self._new_call(body))
+        return dispatcher.submit(_Call(self, body, parse))
 
     def close(self) -> None:
         """Stop the refresher and the dispatcher and close every handle."""
@@ -234,15 +274,19 @@ class _Call:
         "address",
         "body",
         "headers",
+        "parse",
         "request",
         "retry",
         "session",
         "tried",
     )
 
-    def __init__(self, session: Session, body: bytes) -> None:
+    def __init__(
+        self, session: Session, body: bytes, parse: Parse | None = None
+    ) -> None:
         self.session = session
         self.body = body
+        self.parse = parse
         self.headers = session.headers_for(body)
         self.retry = session.retry
         # Addresses tried so far, least recently tried first (see
@@ -267,16 +311,22 @@ class _Call:
             request = self.request = HTTPRequest(url, self.body, self.headers)
         return request
 
-    def settle(self, outcome: Outcome) -> bytes | None:
-        """Return the body of a success, None to retry, or raise the error."""
+    def settle(self, outcome: Outcome) -> Any:
+        """Return the result of a success, RETRY to retry, or raise the error."""
         route = self.session.route
+        error: PredictException
         if isinstance(outcome, HTTPResponse):
             route.record_response(self.address)
             if outcome.status == 200:
-                return outcome.body
-            error: PredictException = _status_error(
-                self.session.service_name, outcome
-            )
+                parse = self.parse
+                if parse is None:
+                    return outcome.body
+                try:
+                    return parse(outcome.body)
+                except DecodeError as exc:
+                    error = _decode_error(self.session.service_name, outcome, exc)
+            else:
+                error = _status_error(self.session.service_name, outcome)
         else:
             route.record_error(self.address, outcome)
             error = outcome
@@ -289,7 +339,21 @@ class _Call:
         log.debug("service %s: attempt %d to %s failed (%s); retrying in %.3f s",
                   self.session.service_name, len(retry.history), self.address,
                   error, retry.get_backoff_time())
-        return None
+        return RETRY
+
+
+def _decode_error(
+    service_name: str, response: HTTPResponse, error: DecodeError
+) -> DecodeError:
+    # The decoder's message, plus where the body came from.
+    mapped = DecodeError(
+        f"service {service_name!r} returned HTTP 200 at {response.url} with "
+        f"a body of {len(response.body)} bytes that is not a valid response: "
+        f"{error}",
+        url=response.url,
+    )
+    mapped.__cause__ = error
+    return mapped
 
 
 def _status_error(service_name: str, response: HTTPResponse) -> HTTPStatusError:
@@ -340,7 +404,7 @@ class _Flight:
         self.limit = limit
         self.calls: dict[int, _Call] = {}
         self._delayed: list[tuple[float, int]] = []
-        self._done: list[tuple[int, bytes | PredictException]] = []
+        self._done: list[tuple[int, Any]] = []
 
     def busy(self) -> bool:
         """Tell whether a call started here has not ended yet."""
@@ -367,7 +431,7 @@ class _Flight:
 
     def step(
         self, timeout: float, wake_fd: int | None = None
-    ) -> list[tuple[int, bytes | PredictException]]:
+    ) -> list[tuple[int, Any]]:
         """Drive the transfers for up to ``timeout`` s; return the calls ended."""
         delayed = self._delayed
         if delayed:
@@ -384,7 +448,7 @@ class _Flight:
             except Exception as exc:  # noqa: BLE001 - PredictException or a bug
                 self._finish(key, _as_predict_exception(exc, call))
                 continue
-            if result is not None:
+            if result is not RETRY:
                 self._finish(key, result)
                 continue
             delay = call.retry.get_backoff_time()
@@ -414,7 +478,7 @@ class _Flight:
         except Exception as exc:  # noqa: BLE001 - PredictException or a bug
             self._finish(key, _as_predict_exception(exc, call))
 
-    def _finish(self, key: int, result: bytes | PredictException) -> None:
+    def _finish(self, key: int, result: Any) -> None:
         del self.calls[key]
         self._done.append((key, result))
 
@@ -464,7 +528,7 @@ class _Dispatcher:
 
     def __init__(self, session: Session) -> None:
         self.session = session
-        self._queue: deque[tuple[_Call, Future[bytes]]] = deque()
+        self._queue: deque[tuple[_Call, Future[Any]]] = deque()
         self._wake_read, self._wake_write = socket.socketpair()
         self._wake_read.setblocking(False)
         self._wake_write.setblocking(False)
@@ -476,8 +540,8 @@ class _Dispatcher:
         )
         self._thread.start()
 
-    def submit(self, call: _Call) -> Future[bytes]:
-        future: Future[bytes] = Future()
+    def submit(self, call: _Call) -> Future[Any]:
+        future: Future[Any] = Future()
         if self._stopping:
             raise ClientClosedError(
                 f"the client of service {self.session.service_name!r} is closed"
@@ -526,7 +590,7 @@ class _Dispatcher:
         session = self.session
         flight = _Flight(session, MultiEngine(keep_headers=False),
                          session.max_connections)
-        futures: dict[int, Future[bytes]] = {}
+        futures: dict[int, Future[Any]] = {}
         counter = itertools.count()
         wake_fd = self._wake_read.fileno()
         try:

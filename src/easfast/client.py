@@ -12,7 +12,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -374,10 +374,14 @@ class Client:
         the wire format cannot carry after a stated cast: float16 and
         bfloat16 as float32, uint32 as int64, and uint64 as int64 when every
         value fits; otherwise they raise ``EncodeError``.
+
+        A 200 whose body does not decode counts as a failed attempt and is
+        retried on another instance; when every attempt fails that way,
+        ``RetriesExhausted`` is raised, chained from the ``DecodeError``.
         """
         body = self._encode(inputs, outputs, convert)
         # decode_tf_response returns a new dict, so no copy is needed.
-        return _core.decode_tf_response(self._session.call(body))
+        return self._session.call(body, _core.decode_tf_response)
 
     def predict_many(
         self,
@@ -405,19 +409,10 @@ class Client:
                     raise
                 encoded.append(exc)
         bodies = [body for body in encoded if isinstance(body, bytes)]
-        sent = iter(self._many(bodies, concurrency))
+        sent = iter(self._many(bodies, concurrency, _core.decode_tf_response))
         results = [next(sent) if isinstance(body, bytes) else body
                    for body in encoded]
-        decoded: list[Any] = []
-        for result in results:
-            if isinstance(result, PredictException):
-                decoded.append(result)
-                continue
-            try:
-                decoded.append(dict(_core.decode_tf_response(result)))
-            except PredictException as exc:
-                decoded.append(exc)
-        return _finish_many(decoded, return_exceptions)
+        return _finish_many(results, return_exceptions)
 
     def predict_raw_many(
         self,
@@ -428,13 +423,16 @@ class Client:
     ) -> list[Any]:
         """Send every body, ``concurrency`` at a time; see ``predict_many``."""
         results = self._many([_as_body(b) for b in bodies], concurrency)
-        return _finish_many(list(results), return_exceptions)
+        return _finish_many(results, return_exceptions)
 
     def _many(
-        self, bodies: list[bytes], concurrency: int
-    ) -> list[bytes | PredictException]:
+        self,
+        bodies: list[bytes],
+        concurrency: int,
+        parse: Callable[[bytes], Any] | None = None,
+    ) -> list[Any]:
         _positive_int("concurrency", concurrency)
-        return self._session.call_many(bodies, concurrency)
+        return self._session.call_many(bodies, concurrency, parse)
 
     def submit(
         self,
@@ -443,27 +441,12 @@ class Client:
         *,
         convert: bool = False,
     ) -> Future[dict[str, np.ndarray]]:
-        """Start ``predict`` in the background; return a future of its outputs."""
-        raw = self._session.submit(self._encode(inputs, outputs, convert))
-        decoded: Future[dict[str, np.ndarray]] = Future()
+        """Start ``predict`` in the background; return a future of its outputs.
 
-        def copy(done: Future[bytes]) -> None:
-            if done.cancelled():
-                decoded.cancel()
-                decoded.set_running_or_notify_cancel()
-                return
-            error = done.exception()
-            if error is not None:
-                decoded.set_exception(error)
-                return
-            try:
-                decoded.set_result(dict(_core.decode_tf_response(done.result())))
-            except PredictException as exc:
-                decoded.set_exception(exc)
-
-        decoded.set_running_or_notify_cancel()
-        raw.add_done_callback(copy)
-        return decoded
+        The response is decoded in the background thread.
+        """
+        body = self._encode(inputs, outputs, convert)
+        return self._session.submit(body, _core.decode_tf_response)
 
     def submit_raw(self, body: bytes) -> Future[bytes]:
         """Start ``predict_raw`` in the background; return a future of the body."""
@@ -525,13 +508,16 @@ class PredictClient:
     ``add_extra_headers``. Then call ``init()``. For the direct type it
     fetches the instance list (``DiscoveryError`` if none arrives within
     5 s) and starts refreshing it every 3 s. ``predict(req)`` sends
-    ``req.to_string()`` and returns ``req.parse_response(body)``.
+    ``req.to_string()`` and returns ``req.parse_response(body)``; a
+    ``DecodeError`` from ``parse_response`` fails that attempt, which is
+    then retried on another instance.
     ``destroy()`` stops the refresher and closes the connections.
 
     Differences from ``eas_prediction`` 0.36:
 
     * settings are checked when set (``ConfigurationError``);
-    * 5xx responses are retried on another instance;
+    * 5xx responses, and 200 responses whose body does not decode, are
+      retried on another instance;
     * direct-type instances that stop responding are ejected for a while,
       with the defaults of ``Client``;
     * ``Date`` is sent in UTC;
@@ -656,7 +642,7 @@ class PredictClient:
                 "destroy(); call init() first"
             )
         body = _as_body(req.to_string())
-        return req.parse_response(session.call(body))
+        return session.call(body, req.parse_response)
 
     def destroy(self) -> None:
         """Stop the discovery refresher and close every connection."""

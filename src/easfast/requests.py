@@ -3,9 +3,10 @@
 ``StringRequest`` sends bytes as they are. ``TFRequest`` and ``TorchRequest``
 collect numpy arrays and encode them with the compiled codec in
 ``to_string()``, which caches the body. ``PredictClient.predict`` calls
-``to_string()`` once per call and reuses the body across retries. Responses decode in ``parse_response``,
-so a 200 whose body is not a valid message raises ``DecodeError`` from
-``predict`` (and is not retried, because the server did respond).
+``to_string()`` once per call and reuses the body across retries.
+Responses decode in ``parse_response``, which ``predict`` calls inside its
+retry loop: a 200 whose body is not a valid message raises ``DecodeError``
+there, and the call is retried on another instance.
 
 Differences from ``eas_prediction`` 0.36, all deliberate:
 

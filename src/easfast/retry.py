@@ -13,11 +13,12 @@ What is retried by default:
 * Other ``TransportError`` except those caused by the request itself, such
   as a malformed URL (``easfast._transport.CLIENT_SIDE_CURL_CODES``).
 * ``HTTPStatusError`` with a 5xx status.
+* ``DecodeError`` of a 200 response whose body is not a usable response
+  (not a valid message of the request's schema, or one without outputs):
+  the instance that sent it is treated as failed, as for a 5xx.
 
-Never retried: 4xx statuses (the request is wrong and would fail anywhere),
-``DecodeError`` (a 200 whose body is not a valid message: the server did
-answer, and the same request could have side effects), and errors raised
-before anything was sent.
+Never retried: 4xx statuses (the request is wrong and would fail anywhere)
+and errors raised before anything was sent.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from ._transport import CLIENT_SIDE_CURL_CODES
 from .exceptions import (
     ConfigurationError,
     ConnectError,
+    DecodeError,
     HTTPStatusError,
     RequestTimeout,
     TransportError,
@@ -168,7 +170,7 @@ class Retry:
         if isinstance(error, HTTPStatusError):
             code = error.code
             return not 400 <= code < 500 and code in self.status_forcelist
-        if isinstance(error, (ConnectError, RequestTimeout)):
+        if isinstance(error, (ConnectError, RequestTimeout, DecodeError)):
             return True
         if isinstance(error, TransportError):
             return getattr(error, "curl_code", None) not in CLIENT_SIDE_CURL_CODES
