@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from canned_server import CannedServer
 
 import easfast
 from easfast import (
@@ -276,6 +277,41 @@ class TestDirectChannel:
             client.predict_raw(b"x")
         assert isinstance(info.value.__cause__, ConnectError)
         assert eas.instances[0].request_count == 2
+
+    @pytest.mark.parametrize("reply", [
+        b"\x0a\x05hello",
+        b"HTTP/1.1 abc OK\r\nContent-Length: 0\r\n\r\n",
+        b"SSH-2.0-OpenSSH_9.0\r\n",
+    ], ids=["http09", "bad-status-line", "not-http"])
+    def test_non_http_reply_retried_elsewhere(
+        self, local_eas: EASFactory, make_client: Callable[..., Client],
+        reply: bytes,
+    ) -> None:
+        eas = local_eas(instances=1, processor="string")
+        with CannedServer(reply) as canned:
+            eas.advertise([("127.0.0.1", canned.port, 100)])
+            client = make_client(eas)
+            for i in range(6):
+                body = b"n%d" % i
+                assert client.predict_raw(body) == string_response(body)
+            assert canned.request_count >= 1
+
+    def test_non_http_reply_everywhere_says_what_to_check(
+        self, make_client: Callable[..., Client], local_eas: EASFactory,
+    ) -> None:
+        eas = local_eas(instances=1, processor="string")
+        eas.instances[0].set_fault(Fault.dead())
+        with CannedServer(b"SSH-2.0-OpenSSH_9.0\r\n") as canned:
+            eas.advertise([("127.0.0.1", canned.port, 100)])
+            client = make_client(eas, retry=2, eject_after=None)
+            with pytest.raises(RetriesExhausted) as caught:
+                client.predict_raw(b"x")
+        errors = [error for address, error in caught.value.attempts
+                  if address == canned.address]
+        assert len(errors) == 1
+        assert type(errors[0]) is TransportError
+        assert "not valid HTTP/1.x" in str(errors[0])
+        assert "runs an EAS service instance" in str(errors[0])
 
     def test_garbage_body_retried_elsewhere(
         self, local_eas: EASFactory, make_client: Callable[..., Client],

@@ -88,6 +88,12 @@ class TestClassification:
         (RequestTimeout("slow", curl_code=28, curl_message="t", url="u"), True),
         (TransportError("weird", curl_code=8, curl_message="w", url="u"), True),
         (TransportError("bad url", curl_code=3, curl_message="m", url="u"), False),
+        (TransportError("0.9", curl_code=1, url="u",
+                        curl_message="Received HTTP/0.9 when not allowed"), True),
+        (TransportError("scheme", curl_code=1, url="u",
+                        curl_message='Protocol "ftp" not supported'), False),
+        (TransportError("no status", curl_code=0, curl_message="no HTTP status",
+                        url="u"), True),
         (_status_error(500), True),
         (_status_error(503), True),
         (_status_error(400), False),
@@ -95,7 +101,8 @@ class TestClassification:
         (_status_error(404), False),
         (DecodeError("garbage"), True),
         (ValueError("other"), False),
-    ], ids=["connect", "timeout", "weird-reply", "malformed-url", "500", "503",
+    ], ids=["connect", "timeout", "weird-reply", "malformed-url", "http09",
+            "unsupported-scheme", "status-0", "500", "503",
             "400", "401", "404", "decode", "other"])
     def test_is_retryable(self, error: Exception, expected: bool) -> None:
         assert Retry().is_retryable(error) is expected

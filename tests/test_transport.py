@@ -16,6 +16,7 @@ from easfast._transport import (
     HTTPRequest,
     HTTPResponse,
     MultiEngine,
+    is_request_error,
     map_curl_error,
 )
 from easfast.exceptions import (
@@ -55,6 +56,26 @@ class TestMapCurlError:
         assert error.url == "http://127.0.0.1:1/x"
         assert "http://127.0.0.1:1/x" in str(error)
         assert error.code == 500
+
+    @pytest.mark.parametrize("code, message", [
+        (pycurl.E_UNSUPPORTED_PROTOCOL, "Received HTTP/0.9 when not allowed"),
+        (pycurl.E_UNSUPPORTED_PROTOCOL,
+         "Unsupported HTTP/1 subversion in response"),
+        (8, "Weird server reply"),
+    ], ids=["http09", "bad-status-line", "weird-reply"])
+    def test_invalid_reply_names_the_server(self, code: int, message: str) -> None:
+        error = map_curl_error(code, message, "http://127.0.0.1:1/x")
+        assert type(error) is TransportError
+        assert message in str(error)
+        assert "not valid HTTP/1.x" in str(error)
+        assert "runs an EAS service instance" in str(error)
+        assert not is_request_error(error)
+
+    def test_unsupported_scheme_is_request_error(self) -> None:
+        error = map_curl_error(pycurl.E_UNSUPPORTED_PROTOCOL,
+                               'Protocol "ftp" not supported', "ftp://h/")
+        assert is_request_error(error)
+        assert "not valid HTTP" not in str(error)
 
     def test_timeout_is_builtin_timeout_error(self) -> None:
         error = map_curl_error(pycurl.E_OPERATION_TIMEDOUT, "slow", "u")

@@ -82,9 +82,9 @@ _CONNECT_ERROR_CODES = frozenset({
 })
 
 # libcurl codes caused by the request or the build rather than by the server;
-# sending the same request elsewhere cannot help.
+# sending the same request elsewhere cannot help. E_UNSUPPORTED_PROTOCOL is
+# not listed: see is_request_error().
 CLIENT_SIDE_CURL_CODES = frozenset({
-    pycurl.E_UNSUPPORTED_PROTOCOL,
     pycurl.E_FAILED_INIT,
     pycurl.E_URL_MALFORMAT,
     pycurl.E_NOT_BUILT_IN,
@@ -96,6 +96,28 @@ CLIENT_SIDE_CURL_CODES = frozenset({
 # Handles that a forked child inherited from its parent. They stay referenced
 # so that the child never runs curl_easy_cleanup on the parent's connections.
 _inherited_handles: list[object] = []
+
+
+def is_request_error(error: Exception) -> bool:
+    """Tell whether a ``TransportError`` was caused by the request itself.
+
+    Such an error (a malformed URL, an option the libcurl build lacks)
+    would fail on every instance, so it is not worth another attempt.
+    """
+    code = getattr(error, "curl_code", None)
+    if code == pycurl.E_UNSUPPORTED_PROTOCOL:
+        # libcurl uses this code both for a URL scheme it cannot handle,
+        # 'Protocol "ftp" not supported', and for a reply that is not
+        # HTTP/1.x, such as "Received HTTP/0.9 when not allowed".
+        return str(getattr(error, "curl_message", "")).startswith("Protocol")
+    return code in CLIENT_SIDE_CURL_CODES
+
+
+def _is_invalid_reply(code: int, message: str) -> bool:
+    if code == _E_WEIRD_SERVER_REPLY:
+        return True
+    return code == pycurl.E_UNSUPPORTED_PROTOCOL \
+        and not message.startswith("Protocol")
 
 
 def map_curl_error(code: int, message: str, url: str) -> TransportError:
@@ -111,6 +133,14 @@ def map_curl_error(code: int, message: str, url: str) -> TransportError:
     elif code in _CONNECT_ERROR_CODES:
         cls = ConnectError
         text = f"connection to {url} failed: {message} (curl error {code})"
+    elif _is_invalid_reply(code, message):
+        cls = TransportError
+        text = (
+            f"request to {url} failed: the server's reply is not valid "
+            f"HTTP/1.x ({message}, curl error {code}); check that this "
+            "address runs an EAS service instance and not another kind of "
+            "server"
+        )
     else:
         cls = TransportError
         text = f"request to {url} failed: {message} (curl error {code})"
@@ -258,7 +288,9 @@ class _Easy:
         self.release()
         if status == 0:
             raise TransportError(
-                f"request to {request.url} ended without an HTTP status line",
+                f"request to {request.url} ended without an HTTP status "
+                "line; check that this address runs an EAS service instance "
+                "and not another kind of server",
                 curl_code=0,
                 curl_message="no HTTP status",
                 url=request.url,

@@ -10,8 +10,9 @@ What is retried by default:
 * ``ConnectError`` (refused, reset, dropped, empty reply) and
   ``RequestTimeout``: the instance may be dying or being replaced, so the
   next attempt goes to another instance.
-* Other ``TransportError`` except those caused by the request itself, such
-  as a malformed URL (``easfast._transport.CLIENT_SIDE_CURL_CODES``).
+* Other ``TransportError``, a reply that is not valid HTTP included, except
+  those caused by the request itself, such as a malformed URL
+  (``easfast._transport.is_request_error``).
 * ``HTTPStatusError`` with a 5xx status.
 * ``DecodeError`` of a 200 response whose body is not a usable response
   (not a valid message of the request's schema, or one without outputs):
@@ -29,7 +30,7 @@ import time
 from collections.abc import Collection
 from typing import Any, Callable, NamedTuple, Union
 
-from ._transport import CLIENT_SIDE_CURL_CODES
+from ._transport import is_request_error
 from .exceptions import (
     ConfigurationError,
     ConnectError,
@@ -173,7 +174,7 @@ class Retry:
         if isinstance(error, (ConnectError, RequestTimeout, DecodeError)):
             return True
         if isinstance(error, TransportError):
-            return getattr(error, "curl_code", None) not in CLIENT_SIDE_CURL_CODES
+            return not is_request_error(error)
         return False
 
     # -- state --
