@@ -10,8 +10,10 @@ from __future__ import annotations
 import socket
 import threading
 from types import TracebackType
+from typing import TYPE_CHECKING
 
-from typing_extensions import Self
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 
 class CannedServer:
