@@ -34,6 +34,7 @@ from easfast.exceptions import (
     DecodeError,
     EncodeError,
     HTTPStatusError,
+    OutputNotFoundError,
     PredictException,
     RequestTimeout,
     RetriesExhausted,
@@ -346,6 +347,66 @@ class TestDirectChannel:
         assert eas.instances[0].address in str(error.last_error) \
             or eas.instances[1].address in str(error.last_error)
         assert _total_requests(eas) == 3
+
+    def test_empty_200_retried_elsewhere(
+        self, local_eas: EASFactory, make_client: Callable[..., Client],
+        digits: tuple[np.ndarray, np.ndarray],
+    ) -> None:
+        eas = local_eas(instances=2, processor="tf")
+        empty, healthy = eas.instances
+        empty.set_fault(Fault.garbage(body=b""))
+        client = make_client(eas)
+        for _ in range(4):
+            result = client.predict({"images": digits[0][:1]},
+                                    outputs=["scores"])
+            assert result["scores"].shape == (1, 10)
+        assert empty.request_count >= 2
+        assert healthy.request_count == 4
+
+    def test_empty_200_everywhere_raises_no_outputs(
+        self, local_eas: EASFactory, make_client: Callable[..., Client],
+        digits: tuple[np.ndarray, np.ndarray],
+    ) -> None:
+        eas = local_eas(instances=1, processor="tf")
+        eas.instances[0].set_fault(Fault.garbage(body=b""))
+        client = make_client(eas, retry=2)
+        with pytest.raises(RetriesExhausted) as caught:
+            client.predict({"images": digits[0][:1]})
+        assert isinstance(caught.value.__cause__, DecodeError)
+        assert "no outputs" in str(caught.value.__cause__)
+
+    def test_missing_requested_output_not_retried(
+        self, local_eas: EASFactory, make_client: Callable[..., Client],
+        digits: tuple[np.ndarray, np.ndarray],
+    ) -> None:
+        eas = local_eas(instances=2, processor="tf")
+        only_classes = easfast._core.encode_tf_response(
+            {"classes": np.array([3], dtype=np.int64)})
+        for instance in eas.instances:
+            instance.set_fault(Fault.garbage(body=only_classes))
+        client = make_client(eas)
+        with pytest.raises(OutputNotFoundError, match="'scores'") as caught:
+            client.predict({"images": digits[0][:1]}, outputs=["scores"])
+        assert caught.value.name == "scores"
+        assert caught.value.available == ["classes"]
+        assert "'classes'" in str(caught.value)
+        assert _total_requests(eas) == 1
+        future = client.submit({"images": digits[0][:1]}, outputs=["scores"])
+        assert isinstance(future.exception(timeout=10), OutputNotFoundError)
+
+    def test_empty_200_retried_by_predict_client(
+        self, local_eas: EASFactory,
+        make_predict_client: Callable[..., PredictClient],
+        digits: tuple[np.ndarray, np.ndarray],
+    ) -> None:
+        eas = local_eas(instances=2, processor="tf")
+        eas.instances[0].set_fault(Fault.garbage(body=b""))
+        client = make_predict_client(eas)
+        for _ in range(4):
+            request = TFRequest("predict_images")
+            request.add_feed("images", [1, 784], TFRequest.DT_FLOAT,
+                             digits[0][0])
+            assert client.predict(request).get_tensor_shape("scores") == [1, 10]
 
     def test_garbage_body_retried_in_many_and_submit(
         self, local_eas: EASFactory, make_client: Callable[..., Client],

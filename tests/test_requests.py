@@ -214,6 +214,13 @@ class TestTFResponse:
         with pytest.raises(DecodeError):
             TFRequest().parse_response(b"\x0f\xff\xfe not protobuf")
 
+    def test_empty_body_raises_decode_error(self) -> None:
+        with pytest.raises(DecodeError, match="no outputs"):
+            TFRequest().parse_response(b"")
+
+    def test_empty_response_object_still_constructs(self) -> None:
+        assert len(TFResponse(b"")) == 0
+
 
 class TestTensorValues:
     OUTPUTS: ClassVar[dict[str, np.ndarray]] = {
@@ -442,6 +449,16 @@ class TestTorchResponse:
         response = self._response()
         assert response.get_tensor_shape_map("scores") == [1, 2]
         assert response.get_values_map("scores").tolist() == [0.25, 0.75]
+
+    def test_empty_body_raises_decode_error(self) -> None:
+        with pytest.raises(DecodeError, match="no outputs"):
+            TorchRequest().parse_response(b"")
+
+    def test_map_outputs_alone_are_outputs(self) -> None:
+        body = _core.encode_torch_response(
+            [], {"scores": np.array([0.5], dtype=np.float32)})
+        response = TorchRequest().parse_response(body)
+        assert response.get_values_map("scores").tolist() == [0.5]
 
     def test_unknown_outputs_list_available(self) -> None:
         response = self._response()

@@ -50,6 +50,8 @@ from .discovery import (
 from .exceptions import (
     ClientClosedError,
     ConfigurationError,
+    DecodeError,
+    OutputNotFoundError,
     PredictException,
 )
 from .requests import Request
@@ -209,6 +211,43 @@ def _build_session(
         token=token,
         sign_resource=sign_resource,
     )
+
+
+def _decode_outputs(body: bytes) -> dict[str, np.ndarray]:
+    # decode_tf_response returns a new dict, so no copy is needed.
+    outputs: dict[str, np.ndarray] = _core.decode_tf_response(body)
+    if not outputs:
+        raise DecodeError(
+            f"the response has no outputs (a body of {len(body)} bytes), "
+            "which a TensorFlow model never returns; check that the service "
+            "runs the TensorFlow processor"
+        )
+    return outputs
+
+
+def _output_parser(
+    wanted: Sequence[str] | None,
+) -> Callable[[bytes], dict[str, np.ndarray]]:
+    # The parse function of Client.predict: decode, then check that every
+    # output asked for came back.
+    if not wanted:
+        return _decode_outputs
+    names = list(wanted)
+
+    def parse(body: bytes) -> dict[str, np.ndarray]:
+        outputs = _decode_outputs(body)
+        missing = [name for name in names if name not in outputs]
+        if missing:
+            listed = ", ".join(repr(name) for name in outputs)
+            raise OutputNotFoundError(
+                f"the response has no output {', '.join(map(repr, missing))} "
+                f"of the ones requested; it has: {listed}",
+                name=missing[0],
+                available=list(outputs),
+            )
+        return outputs
+
+    return parse
 
 
 def _as_body(data: object) -> bytes:
@@ -375,13 +414,14 @@ class Client:
         bfloat16 as float32, uint32 as int64, and uint64 as int64 when every
         value fits; otherwise they raise ``EncodeError``.
 
-        A 200 whose body does not decode counts as a failed attempt and is
-        retried on another instance; when every attempt fails that way,
-        ``RetriesExhausted`` is raised, chained from the ``DecodeError``.
+        A 200 whose body does not decode, or decodes to no outputs at all,
+        counts as a failed attempt and is retried on another instance; when
+        every attempt fails that way, ``RetriesExhausted`` is raised,
+        chained from the ``DecodeError``. An output named in ``outputs``
+        that the response lacks raises ``OutputNotFoundError``.
         """
         body = self._encode(inputs, outputs, convert)
-        # decode_tf_response returns a new dict, so no copy is needed.
-        return self._session.call(body, _core.decode_tf_response)
+        return self._session.call(body, _output_parser(outputs))
 
     def predict_many(
         self,
@@ -409,7 +449,7 @@ class Client:
                     raise
                 encoded.append(exc)
         bodies = [body for body in encoded if isinstance(body, bytes)]
-        sent = iter(self._many(bodies, concurrency, _core.decode_tf_response))
+        sent = iter(self._many(bodies, concurrency, _output_parser(outputs)))
         results = [next(sent) if isinstance(body, bytes) else body
                    for body in encoded]
         return _finish_many(results, return_exceptions)
@@ -446,7 +486,7 @@ class Client:
         The response is decoded in the background thread.
         """
         body = self._encode(inputs, outputs, convert)
-        return self._session.submit(body, _core.decode_tf_response)
+        return self._session.submit(body, _output_parser(outputs))
 
     def submit_raw(self, body: bytes) -> Future[bytes]:
         """Start ``predict_raw`` in the background; return a future of the body."""

@@ -24,6 +24,9 @@ Differences from ``eas_prediction`` 0.36, all deliberate:
 * Asking for an output the response lacks raises ``OutputNotFoundError``
   (a ``PredictException`` and a ``KeyError``) listing the outputs it has,
   where the official SDK returned an empty field.
+* ``parse_response`` of ``TFRequest`` and ``TorchRequest`` raises
+  ``DecodeError`` for a response without any output (an empty 200 body,
+  for example), where the official SDK returned an empty response.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from typing import Any, SupportsIndex, Union, overload
 import numpy as np
 
 from . import _core
-from .exceptions import EncodeError, OutputNotFoundError
+from .exceptions import DecodeError, EncodeError, OutputNotFoundError
 
 __all__ = [
     "Request",
@@ -261,6 +264,14 @@ def _string_array(content: Content, kind: str, key: object) -> np.ndarray:
     return out
 
 
+def _no_outputs(processor: str, body: bytes) -> DecodeError:
+    return DecodeError(
+        f"the response has no outputs (a body of {len(body)} bytes), which a "
+        f"{processor} model never returns; check that the service runs the "
+        f"{processor} processor"
+    )
+
+
 def _missing(kind: str, key: object, available: Sequence[object]) -> OutputNotFoundError:
     listed = ", ".join(repr(name) for name in available) or "none"
     return OutputNotFoundError(
@@ -416,8 +427,15 @@ class TFRequest(Request):
         return self._body
 
     def parse_response(self, response_data: bytes) -> TFResponse:
-        """Decode a PredictResponse body; raises ``DecodeError`` if invalid."""
-        return TFResponse(response_data)
+        """Decode a PredictResponse body.
+
+        Raises ``DecodeError`` if it is invalid or has no outputs, which a
+        TensorFlow model never returns.
+        """
+        response = TFResponse(response_data)
+        if not response.outputs:
+            raise _no_outputs("TensorFlow", response_data)
+        return response
 
 
 class TFResponse(Response, Mapping[str, np.ndarray]):
@@ -541,8 +559,15 @@ class TorchRequest(Request):
         return self._body
 
     def parse_response(self, response_data: bytes) -> TorchResponse:
-        """Decode a PredictResponse body; raises ``DecodeError`` if invalid."""
-        return TorchResponse(response_data)
+        """Decode a PredictResponse body.
+
+        Raises ``DecodeError`` if it is invalid or has no outputs, which a
+        PyTorch model never returns.
+        """
+        response = TorchResponse(response_data)
+        if not response.outputs and not response.map_outputs:
+            raise _no_outputs("PyTorch", response_data)
+        return response
 
 
 def _snappy_compress(body: bytes) -> bytes:
