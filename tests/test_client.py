@@ -22,6 +22,7 @@ from easfast import (
     ENDPOINT_TYPE_DIRECT,
     Client,
     PredictClient,
+    Retry,
     StringRequest,
     TFRequest,
 )
@@ -172,6 +173,56 @@ class TestDirectChannel:
             assert client.predict_raw(b"ab") == b"ba"
         assert failing.request_count == 3  # every other call starts there
         assert healthy.request_count == 6
+
+    def test_429_retried_on_another_instance(
+        self, local_eas: EASFactory, make_client: Callable[..., Client]
+    ) -> None:
+        eas = local_eas(instances=2, processor="string")
+        eas.instances[0].set_fault(Fault.status(429))
+        client = make_client(eas)
+        for i in range(6):
+            body = b"t%d" % i
+            assert client.predict_raw(body) == string_response(body)
+        assert eas.instances[0].request_count >= 2
+
+    def test_429_retry_after_honoured_and_capped(self) -> None:
+        reply = (b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 2\r\n"
+                 b"Content-Length: 4\r\n\r\nbusy")
+        slept: list[float] = []
+        with CannedServer(reply) as canned:
+            url = f"http://{canned.address}/api/predict/s"
+            client = Client("s", custom_url=url,
+                            retry=Retry(3, sleep=slept.append))
+            capped = Client("s", custom_url=url, retry=Retry(
+                2, backoff_max=0.5, sleep=slept.append))
+            with client, capped:
+                with pytest.raises(RetriesExhausted) as caught:
+                    client.predict_raw(b"x")
+                with pytest.raises(RetriesExhausted):
+                    capped.predict_raw(b"x")
+        assert slept == [2.0, 2.0, 0.5]
+        assert caught.value.code == 429
+        assert "retry after 2 s" in str(caught.value)
+        assert canned.request_count == 5
+
+    @pytest.mark.parametrize("code, advice", [
+        (302, "redirect"),
+        (404, "fix the request"),
+        (299, "not a status an EAS service returns"),
+    ])
+    def test_unretried_status_message(
+        self, local_eas: EASFactory, make_client: Callable[..., Client],
+        code: int, advice: str,
+    ) -> None:
+        eas = local_eas(instances=2, processor="string")
+        for instance in eas.instances:
+            instance.set_fault(Fault.status(code))
+        client = make_client(eas)
+        with pytest.raises(HTTPStatusError, match=advice) as caught:
+            client.predict_raw(b"x")
+        assert caught.value.code == code
+        assert "the instance failed" not in str(caught.value)
+        assert _total_requests(eas) == 1
 
     def test_retry_skips_instances_already_tried(
         self, local_eas: EASFactory, make_client: Callable[..., Client]

@@ -107,11 +107,22 @@ class TestClassification:
     def test_is_retryable(self, error: Exception, expected: bool) -> None:
         assert Retry().is_retryable(error) is expected
 
-    def test_4xx_never_retried_even_when_listed(self) -> None:
-        retry = Retry(status_forcelist={429, 503})
-        assert not retry.is_retryable(_status_error(429))
+    def test_4xx_other_than_429_never_retried(self) -> None:
+        retry = Retry(status_forcelist={404, 429, 503})
+        assert not retry.is_retryable(_status_error(404))
+        assert retry.is_retryable(_status_error(429))
         assert retry.is_retryable(_status_error(503))
         assert not retry.is_retryable(_status_error(500))
+
+    def test_429_retried_by_default(self) -> None:
+        assert Retry().is_retryable(_status_error(429))
+
+    def test_429_not_retried_when_unlisted(self) -> None:
+        assert not Retry(status_forcelist={503}).is_retryable(_status_error(429))
+
+    @pytest.mark.parametrize("code", [301, 302, 304, 201, 999])
+    def test_other_statuses_not_retried(self, code: int) -> None:
+        assert not Retry().is_retryable(_status_error(code))
 
     def test_client_side_codes_are_not_connect_codes(self) -> None:
         for code in _transport.CLIENT_SIDE_CURL_CODES:
@@ -209,6 +220,36 @@ class TestBackoff:
             retry.backoff()
         assert len(slept) == 149
         assert max(slept) == MAX_BACKOFF_SECONDS
+
+
+class TestRetryAfter:
+    def _after_429(self, retry: Retry, seconds: float) -> Retry:
+        error = HTTPStatusError("HTTP 429", 429, url="u", body=b"",
+                                retry_after=seconds)
+        return retry.increment(error, "a")
+
+    def test_first_retry_waits_as_asked(self) -> None:
+        assert self._after_429(Retry(), 3).get_backoff_time() == 3.0
+
+    def test_wait_capped_at_backoff_max(self) -> None:
+        retry = self._after_429(Retry(backoff_max=2.0), 60)
+        assert retry.get_backoff_time() == 2.0
+
+    def test_longer_backoff_wins(self) -> None:
+        retry = Retry(backoff_factor=4.0, backoff_max=10.0)
+        retry = retry.increment(_connect_error(), "a")
+        assert self._after_429(retry, 1).get_backoff_time() == 4.0
+
+    def test_ignored_when_not_respected(self) -> None:
+        retry = self._after_429(Retry(respect_retry_after=False), 3)
+        assert retry.get_backoff_time() == 0.0
+
+    def test_only_the_last_failure_counts(self) -> None:
+        retry = self._after_429(Retry(), 3).increment(_connect_error(), "b")
+        assert retry.get_backoff_time() == 0.0
+
+    def test_new_keeps_the_setting(self) -> None:
+        assert Retry(respect_retry_after=False).new().respect_retry_after is False
 
 
 def test_repr_shows_remaining_attempts() -> None:

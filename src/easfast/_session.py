@@ -12,8 +12,8 @@ computed once. Each attempt picks an instance not yet tried in this call
 and not ejected (see ``easfast._health``), else an ejected one not yet
 tried, else the one tried least recently (see ``DirectRoute.pick``), and
 reports its outcome to the route. A 200 returns the body, or what the
-call's ``parse`` function makes of it. A 4xx raises ``HTTPStatusError`` at
-once. A retryable failure (see ``easfast.retry``), a ``DecodeError`` from
+call's ``parse`` function makes of it. A 4xx other than 429 raises
+``HTTPStatusError`` at once. A retryable failure (see ``easfast.retry``), a ``DecodeError`` from
 ``parse`` included, moves on to the next attempt until the ``Retry``
 policy is exhausted, which raises ``RetriesExhausted`` chained from the
 last error.
@@ -360,16 +360,30 @@ def _status_error(service_name: str, response: HTTPResponse) -> HTTPStatusError:
     text = response.body[:_ERROR_BODY_LIMIT].decode("utf-8", "replace").strip()
     if len(response.body) > _ERROR_BODY_LIMIT:
         text += "..."
-    if 400 <= response.status < 500:
+    context: dict[str, float] = {}
+    status = response.status
+    if status == 429:
+        advice = "too many requests: the instance is overloaded"
+        if response.retry_after:
+            advice += f" and asks to retry after {response.retry_after} s"
+            context["retry_after"] = response.retry_after
+    elif 400 <= status < 500:
         advice = "fix the request; it is not retried"
-    else:
+    elif 500 <= status < 600:
         advice = "the instance failed"
+    elif 300 <= status < 400:
+        advice = ("a redirect, which easfast does not follow; check the "
+                  "endpoint and the custom URL")
+    else:
+        advice = ("not a status an EAS service returns; check that this "
+                  "address runs an EAS service instance")
     return HTTPStatusError(
-        f"service {service_name!r} returned HTTP {response.status} at "
+        f"service {service_name!r} returned HTTP {status} at "
         f"{response.url} ({advice}): {text or '<empty body>'}",
-        response.status,
+        status,
         url=response.url,
         body=response.body[:_ERROR_BODY_LIMIT],
+        **context,
     )
 
 

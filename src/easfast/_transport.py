@@ -172,16 +172,26 @@ class HTTPResponse:
     """Status, raw header block and body of one completed exchange.
 
     ``raw_headers`` is empty when the pool or engine was created with
-    ``keep_headers=False``.
+    ``keep_headers=False``. ``retry_after`` is the wait in seconds that a
+    429 response's ``Retry-After`` header asks for (libcurl parses both its
+    seconds and its date form), and 0 for other statuses or without one.
     """
 
-    __slots__ = ("body", "raw_headers", "status", "url")
+    __slots__ = ("body", "raw_headers", "retry_after", "status", "url")
 
-    def __init__(self, status: int, body: bytes, raw_headers: bytes, url: str):
+    def __init__(
+        self,
+        status: int,
+        body: bytes,
+        raw_headers: bytes,
+        url: str,
+        retry_after: float = 0.0,
+    ):
         self.status = status
         self.body = body
         self.raw_headers = raw_headers
         self.url = url
+        self.retry_after = retry_after
 
     def header(self, name: str) -> str | None:
         """Return the last value of header ``name`` in the final response."""
@@ -282,7 +292,11 @@ class _Easy:
         """Collect the response of a completed transfer and reset buffers."""
         request = self.request
         assert request is not None
-        status = self.curl.getinfo(pycurl.RESPONSE_CODE)
+        curl = self.curl
+        status = curl.getinfo(pycurl.RESPONSE_CODE)
+        # CURLINFO_RETRY_AFTER (libcurl 7.66 and later) reads the header
+        # even when no header callback keeps the header block.
+        retry_after = curl.getinfo(pycurl.RETRY_AFTER) if status == 429 else 0
         body = b"".join(self.chunks)
         raw_headers = b"".join(self.header_lines)
         self.release()
@@ -295,7 +309,7 @@ class _Easy:
                 curl_message="no HTTP status",
                 url=request.url,
             )
-        return HTTPResponse(status, body, raw_headers, request.url)
+        return HTTPResponse(status, body, raw_headers, request.url, retry_after)
 
     def fail(self, error: pycurl.error) -> TransportError:
         """Map a failed transfer's pycurl error and reset buffers."""

@@ -13,13 +13,17 @@ What is retried by default:
 * Other ``TransportError``, a reply that is not valid HTTP included, except
   those caused by the request itself, such as a malformed URL
   (``easfast._transport.is_request_error``).
-* ``HTTPStatusError`` with a 5xx status.
+* ``HTTPStatusError`` with a 5xx status, or 429 (Too Many Requests, which
+  EAS instances return under overload). The wait before the next attempt
+  is at least what a 429's ``Retry-After`` header asks for, capped at
+  ``backoff_max``.
 * ``DecodeError`` of a 200 response whose body is not a usable response
   (not a valid message of the request's schema, or one without outputs):
   the instance that sent it is treated as failed, as for a 5xx.
 
-Never retried: 4xx statuses (the request is wrong and would fail anywhere)
-and errors raised before anything was sent.
+Never retried: other 4xx statuses (the request is wrong and would fail
+anywhere), other statuses outside 500..599 (such as a 3xx redirect, which
+is not followed), and errors raised before anything was sent.
 """
 
 from __future__ import annotations
@@ -46,8 +50,11 @@ DEFAULT_ATTEMPTS = 5
 #: Maximum backoff between two attempts, in seconds.
 DEFAULT_BACKOFF_MAX = 10.0
 
+#: HTTP status of "Too Many Requests", the only 4xx that may be retried.
+TOO_MANY_REQUESTS = 429
+
 #: HTTP statuses retried when ``status_forcelist`` is not given.
-DEFAULT_STATUS_FORCELIST = frozenset(range(500, 600))
+DEFAULT_STATUS_FORCELIST = frozenset(range(500, 600)) | {TOO_MANY_REQUESTS}
 
 #: Largest accepted ``backoff_factor``, ``backoff_max`` and ``backoff_jitter``,
 #: in seconds (one hour).
@@ -88,8 +95,11 @@ class Retry:
         The three backoff settings are finite seconds in
         0..``MAX_BACKOFF_SECONDS``; others raise ``ConfigurationError``.
     status_forcelist:
-        HTTP statuses to retry; 5xx when ``None``. 4xx statuses are never
-        retried, even when listed.
+        HTTP statuses to retry; 5xx and 429 when ``None``. 4xx statuses
+        other than 429 are never retried, even when listed.
+    respect_retry_after:
+        Wait at least as long as a 429 response's ``Retry-After`` header
+        asks before the next attempt (capped at ``backoff_max``).
     sleep:
         Function used to wait, ``time.sleep`` by default (tests inject one).
     history:
@@ -107,6 +117,7 @@ class Retry:
         backoff_max: float = DEFAULT_BACKOFF_MAX,
         backoff_jitter: float = 0.0,
         status_forcelist: Collection[int] | None = None,
+        respect_retry_after: bool = True,
         sleep: Callable[[float], Any] = time.sleep,
         history: tuple[RequestHistory, ...] = (),
     ) -> None:
@@ -130,6 +141,7 @@ class Retry:
             DEFAULT_STATUS_FORCELIST if status_forcelist is None
             else status_forcelist
         )
+        self.respect_retry_after = bool(respect_retry_after)
         self.sleep = sleep
         self.history = tuple(history)
 
@@ -158,6 +170,7 @@ class Retry:
             "backoff_max": self.backoff_max,
             "backoff_jitter": self.backoff_jitter,
             "status_forcelist": self.status_forcelist,
+            "respect_retry_after": self.respect_retry_after,
             "sleep": self.sleep,
             "history": self.history,
         }
@@ -170,7 +183,9 @@ class Retry:
         """Tell whether ``error`` is a failure that another attempt may fix."""
         if isinstance(error, HTTPStatusError):
             code = error.code
-            return not 400 <= code < 500 and code in self.status_forcelist
+            if code not in self.status_forcelist:
+                return False
+            return code == TOO_MANY_REQUESTS or not 400 <= code < 500
         if isinstance(error, (ConnectError, RequestTimeout, DecodeError)):
             return True
         if isinstance(error, TransportError):
@@ -215,15 +230,24 @@ class Retry:
 
         Zero after the first failure; then ``backoff_factor * 2**(n-2)`` after
         the n-th, plus up to ``backoff_jitter``, capped at ``backoff_max``.
+        After a 429 with a ``Retry-After`` header, at least the wait it asks
+        for, capped at ``backoff_max`` too.
         """
-        failures = len(self.history)
-        if failures <= 1 or self.backoff_factor == 0:
-            return 0.0
-        doublings = min(failures - 2, _MAX_DOUBLINGS)
-        delay = min(math.ldexp(self.backoff_factor, doublings), self.backoff_max)
-        if self.backoff_jitter:
-            delay += random.uniform(0, self.backoff_jitter)
-        return min(delay, self.backoff_max)
+        history = self.history
+        failures = len(history)
+        delay = 0.0
+        if failures > 1 and self.backoff_factor:
+            doublings = min(failures - 2, _MAX_DOUBLINGS)
+            delay = min(math.ldexp(self.backoff_factor, doublings),
+                        self.backoff_max)
+            if self.backoff_jitter:
+                delay += random.uniform(0, self.backoff_jitter)
+            delay = min(delay, self.backoff_max)
+        if failures and self.respect_retry_after:
+            asked = getattr(history[-1].error, "retry_after", 0)
+            if asked:
+                delay = max(delay, min(float(asked), self.backoff_max))
+        return delay
 
     def backoff(self) -> float:
         """Wait before the next attempt with the injected sleep; return the delay."""
