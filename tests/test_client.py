@@ -587,6 +587,35 @@ class TestToken:
             client.predict_raw(b"x")
         assert info.value.code == 401
 
+    @pytest.mark.parametrize("token, kind", [
+        ("s3cret\n", "a line break"),
+        ("s3\r\nX-Injected: yes", "a line break"),
+        ("s3cret\t", "a control character"),
+        ("s3\x00cret", "a control character"),
+        ("s3\x7fcret", "a control character"),
+    ], ids=["lf", "crlf", "tab", "nul", "del"])
+    def test_control_character_in_token_rejected(
+        self, token: str, kind: str
+    ) -> None:
+        with pytest.raises(ConfigurationError, match=kind) as info:
+            Client("svc", custom_url="http://127.0.0.1:1/x", token=token)
+        assert "s3" not in str(info.value)
+        client = PredictClient("127.0.0.1:1", "svc")
+        with pytest.raises(ConfigurationError, match=kind) as info:
+            client.set_token(token)
+        assert "s3" not in str(info.value)
+
+    def test_token_set_directly_checked_at_init(self) -> None:
+        client = PredictClient("127.0.0.1:1", "svc")
+        client.token = "s3cret\n"
+        with pytest.raises(ConfigurationError, match="line break") as info:
+            client.init()
+        assert "s3cret" not in str(info.value)
+
+    def test_surrogate_in_token_rejected(self) -> None:
+        with pytest.raises(ConfigurationError, match="surrogate"):
+            Client("svc", custom_url="http://127.0.0.1:1/x", token="s3\udcff")
+
     def test_gateway_signed_request_accepted(self, local_eas: EASFactory) -> None:
         eas = local_eas(instances=2, processor="string", token="gw")
         client = PredictClient(eas.gateway_endpoint, eas.service_name)

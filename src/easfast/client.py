@@ -126,6 +126,29 @@ def _timeout_ms(name: str, seconds: float) -> int:
     return milliseconds
 
 
+def _check_token(token: object) -> str:
+    # Messages never show the token, which is a secret.
+    if not isinstance(token, str):
+        raise ConfigurationError(f"token must be a str, got {type(token).__name__}")
+    for ch in token:
+        if ord(ch) < 32 or ord(ch) == 127:
+            kind = "a line break" if ch in "\r\n" else "a control character"
+            raise ConfigurationError(
+                f"the token contains {kind} (U+{ord(ch):04X}), which no EAS "
+                "token has; remove it (a token read from a file often ends "
+                "with a newline). The token is not shown here"
+            )
+    try:
+        token.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigurationError(
+            "the token contains a lone surrogate, which cannot be encoded as "
+            "UTF-8; pass the token as read from the console. The token is "
+            "not shown here"
+        ) from None
+    return token
+
+
 def _header_map(headers: object) -> dict[str, str]:
     if headers is None:
         return {}
@@ -351,8 +374,8 @@ class Client:
         timeout_s = _positive_seconds("timeout", timeout)
         connect_s = timeout_s if connect_timeout is None \
             else _positive_seconds("connect_timeout", connect_timeout)
-        if token is not None and not isinstance(token, str):
-            raise ConfigurationError(f"token must be a str, got {type(token).__name__}")
+        if token is not None:
+            _check_token(token)
         if content_type is not None:
             _header_map({"Content-Type": content_type})
         self.signature_name = signature_name
@@ -600,9 +623,7 @@ class PredictClient:
 
     def set_token(self, token: str) -> None:
         """Set the service token used to sign requests."""
-        if not isinstance(token, str):
-            raise ConfigurationError(f"token must be a str, got {type(token).__name__}")
-        self.token = token
+        self.token = _check_token(token)
 
     def set_content_type(self, content_type: str) -> None:
         """Set the request ``Content-Type``."""
@@ -643,6 +664,7 @@ class PredictClient:
         closed first. Raises ``ConfigurationError`` or ``DiscoveryError``.
         """
         service_name = check_service_name(self.service_name)
+        token = _check_token(self.token) if self.token else None
         retry = Retry(self.retry_count)
         previous, self._session = self._session, None
         if previous is not None:
@@ -652,7 +674,7 @@ class PredictClient:
             endpoint=self.endpoint_name or None,
             endpoint_type=parse_endpoint_type(self.endpoint_type),
             custom_url=self.custom_url or None,
-            token=self.token or None,
+            token=token,
             timeout_ms=max(1, int(self.timeout)),
             connect_timeout_ms=max(1, int(self.timeout)),
             retry=retry,
