@@ -1057,22 +1057,66 @@ class TestConfiguration:
         ({"headers": {"Bad Name": "1"}}, "invalid header name"),
         ({"token": 123}, "token"),
         ({"endpoint_type": "direct", "endpoint": None}, "discovery endpoint"),
+        ({"headers": {"X-A": "Jos\u00e9"}}, "header 'X-A' has the character U"),
+        ({"headers": {"X-A": "a\x01b"}}, "header 'X-A' has the character U"),
+        ({"headers": {"X-\u00fc": "a"}}, "invalid header name"),
+        ({"headers": {"X(A)": "a"}}, "invalid header name"),
+        ({"content_type": "application/\u00fc"}, "content type"),
+        ({"content_type": 5}, "content type must be a str"),
+        ({"headers": {"Content-Type": "text/\u00fc"}}, "'Content-Type'"),
+        ({"custom_url": "http://127.0.0.1:1/x", "token": "t\u00fc"},
+         "non-ASCII characters, but with a custom URL"),
+        ({"endpoint": "m\u00fcnchen.example:80"}, "xn--"),
+        ({"custom_url": "http://127.0.0.1:1/m\u00fc"}, "percent-encode"),
     ], ids=["negative-timeout", "zero-timeout", "inf-timeout",
             "zero-connect-timeout", "zero-retry", "zero-connections",
             "vipserver", "unknown-type", "header-injection", "header-name",
-            "token-type", "direct-without-endpoint"])
+            "token-type", "direct-without-endpoint", "header-value-unicode",
+            "header-value-control", "header-name-unicode",
+            "header-name-separator", "content-type-unicode",
+            "content-type-type", "content-type-header-unicode",
+            "custom-url-token-unicode", "endpoint-unicode",
+            "custom-url-unicode"])
     def test_invalid_setting_rejected(self, kwargs: dict, match: str) -> None:
         options: dict[str, Any] = {"endpoint": "127.0.0.1:1"}
         options.update(kwargs)
         with pytest.raises(ConfigurationError, match=match):
             Client("mnist", **options)
 
-    @pytest.mark.parametrize("name", ["", "  ", "/abs", "a b", "a?b"],
-                             ids=["empty", "blank", "leading-slash", "space",
-                                  "query"])
+    @pytest.mark.parametrize("name", [
+        "", "  ", "/abs", "a b", "a?b", "m\u00fcnist", "\u043c\u043e\u0434",
+        "a//b", "a/", "a/../b", "./a", "a%2f", "a:b",
+    ], ids=["empty", "blank", "leading-slash", "space", "query", "umlaut",
+            "cyrillic", "empty-part", "trailing-slash", "dot-dot", "dot",
+            "percent", "colon"])
     def test_invalid_service_name_rejected(self, name: str) -> None:
         with pytest.raises(ConfigurationError, match="service name"):
             Client(name, endpoint="127.0.0.1:1")
+        with pytest.raises(ConfigurationError, match="service name"):
+            PredictClient("127.0.0.1:1", name).init()
+
+    def test_service_name_error_names_the_character(self) -> None:
+        with pytest.raises(ConfigurationError, match=r"'\u00fc' \(U\+00FC\)"):
+            Client("m\u00fcnist", endpoint="127.0.0.1:1")
+
+    @pytest.mark.parametrize("name", ["mnist", "bert/v2", "my_svc-1.0", "A9"])
+    def test_valid_service_names_accepted(self, name: str) -> None:
+        client = Client(name, endpoint="127.0.0.1:1", endpoint_type="gateway")
+        assert client.endpoints == [f"http://127.0.0.1:1/api/predict/{name}"]
+        client.close()
+
+    def test_header_value_not_echoed(self) -> None:
+        with pytest.raises(ConfigurationError) as info:
+            Client("mnist", endpoint="127.0.0.1:1",
+                   headers={"X-Key": "s3cr\u00e9t"})
+        assert "s3cr" not in str(info.value)
+
+    def test_predict_client_content_type_checked(self) -> None:
+        client = PredictClient("127.0.0.1:1", "mnist")
+        with pytest.raises(ConfigurationError, match="content type"):
+            client.set_content_type("application/\u00fc")
+        with pytest.raises(ConfigurationError, match="invalid header name"):
+            client.add_extra_headers({"X-\u00fc": "a"})
 
     def test_predict_client_setters_validate(self) -> None:
         client = PredictClient("127.0.0.1:1", "mnist")

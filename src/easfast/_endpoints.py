@@ -14,6 +14,7 @@ Three ways to reach a service:
 from __future__ import annotations
 
 import os
+import string
 from collections.abc import Collection, Mapping
 
 from ._core import Endpoint, EndpointSnapshot, SmoothWeightedRoundRobin
@@ -61,22 +62,47 @@ def parse_endpoint_type(value: object) -> str:
     )
 
 
+# Characters of EAS service names (letters, digits, "_", "-" and "."), plus
+# "/" for a service group's member such as "bert/v2".
+_SERVICE_NAME_CHARS = frozenset(string.ascii_letters + string.digits + "_-./")
+
+
 def check_service_name(service_name: object) -> str:
-    """Return ``service_name`` if it can go into a URL path, else raise."""
+    """Return ``service_name`` if it can go into a URL path, else raise.
+
+    Accepted: ASCII letters, digits, ``_``, ``-``, ``.`` and ``/``, in
+    ``/``-separated parts that are neither empty nor ``.`` or ``..``.
+    """
     if not isinstance(service_name, str) or not service_name.strip():
         raise ConfigurationError(
             f"service name must be a non-empty str, got {service_name!r}"
         )
-    if service_name.startswith("/") or _has_unsafe_chars(service_name):
+    for ch in service_name:
+        if ch not in _SERVICE_NAME_CHARS:
+            raise ConfigurationError(
+                f"invalid service name {service_name!r}: character {ch!r} "
+                f"(U+{ord(ch):04X}) is not allowed; service names contain "
+                "only ASCII letters, digits, '_', '-', '.' and '/'"
+            )
+    if any(part in ("", ".", "..") for part in service_name.split("/")):
         raise ConfigurationError(
-            f"invalid service name {service_name!r}: it must not start with "
-            "'/' or contain spaces, '?', '#' or control characters"
+            f"invalid service name {service_name!r}: it must not start or "
+            "end with '/' or contain '//', '/./' or '/../'"
         )
     return service_name
 
 
 def _has_unsafe_chars(text: str) -> bool:
     return any(ch.isspace() or ch in "?#" or ord(ch) < 32 for ch in text)
+
+
+def _check_ascii(text: str, what: str, advice: str) -> None:
+    for ch in text:
+        if not ch.isascii():
+            raise ConfigurationError(
+                f"invalid {what} {text!r}: character {ch!r} (U+{ord(ch):04X}) "
+                f"is not ASCII; {advice}"
+            )
 
 
 def split_endpoint(endpoint: str, what: str = "endpoint") -> tuple[str, str]:
@@ -95,6 +121,8 @@ def split_endpoint(endpoint: str, what: str = "endpoint") -> tuple[str, str]:
             f"invalid {what} {endpoint!r}: expected host[:port], optionally "
             "with http:// or https://, such as 'eas.example.com:8080'"
         )
+    _check_ascii(endpoint, what, "write an internationalised host name in "
+                 "its ASCII (xn--) form")
     return scheme, text
 
 
@@ -131,6 +159,8 @@ def custom_url(url: str) -> str:
             f"invalid custom URL {url!r}: expected a full URL such as "
             "'http://host:port/path'"
         )
+    _check_ascii(url, "custom URL", "percent-encode the path and write the "
+                 "host name in its ASCII (xn--) form")
     if not text.lower().startswith(("http://", "https://")):
         text = "http://" + text
     return text

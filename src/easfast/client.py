@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import string
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Callable
@@ -149,6 +150,11 @@ def _check_token(token: object) -> str:
     return token
 
 
+# Characters of an HTTP header name (the "token" of RFC 9110, section 5.6.2).
+_HEADER_NAME_CHARS = frozenset(string.ascii_letters + string.digits
+                               + "!#$%&'*+-.^_`|~")
+
+
 def _header_map(headers: object) -> dict[str, str]:
     if headers is None:
         return {}
@@ -163,14 +169,39 @@ def _header_map(headers: object) -> dict[str, str]:
                 f"header {name!r}: names and values must be str, got "
                 f"{type(name).__name__} and {type(value).__name__}"
             )
-        if not name or any(ch in name for ch in ":\r\n\0 \t"):
-            raise ConfigurationError(f"invalid header name {name!r}")
-        if any(ch in value for ch in "\r\n\0"):
+        if not name or any(ch not in _HEADER_NAME_CHARS for ch in name):
             raise ConfigurationError(
-                f"header {name!r} has a line break or NUL in its value"
+                f"invalid header name {name!r}: header names contain only "
+                "ASCII letters, digits and !#$%&'*+-.^_`|~"
             )
+        _check_header_value(f"header {name!r}", value)
         checked[name] = value
     return checked
+
+
+def _check_header_value(what: str, value: str) -> None:
+    # Values may be secrets (an Authorization header), so messages show
+    # only the offending character.
+    for ch in value:
+        if ch in "\r\n\0":
+            raise ConfigurationError(
+                f"{what} has a line break or NUL (U+{ord(ch):04X}) in its value"
+            )
+        if not ch.isascii() or (ord(ch) < 32 and ch != "\t") or ord(ch) == 127:
+            raise ConfigurationError(
+                f"{what} has the character U+{ord(ch):04X} in its value, "
+                "which HTTP headers cannot carry: values must be printable "
+                "ASCII, so percent-encode other text"
+            )
+
+
+def _check_content_type(content_type: object) -> str:
+    if not isinstance(content_type, str):
+        raise ConfigurationError(
+            f"content type must be a str, got {type(content_type).__name__}"
+        )
+    _check_header_value(f"content type {content_type!r}", content_type)
+    return content_type
 
 
 def _build_session(
@@ -195,6 +226,12 @@ def _build_session(
     route: FixedRoute | DirectRoute
     sign_resource: str | None = predict_path(service_name)
     if custom_url:
+        if token is not None and not token.isascii():
+            raise ConfigurationError(
+                "the token contains non-ASCII characters, but with a custom "
+                "URL it is sent as is in the Authorization header, which "
+                "must be ASCII. The token is not shown here"
+            )
         route = FixedRoute(normalize_custom_url(custom_url))
         sign_resource = None
     elif endpoint_type == DIRECT:
@@ -377,7 +414,7 @@ class Client:
         if token is not None:
             _check_token(token)
         if content_type is not None:
-            _header_map({"Content-Type": content_type})
+            _check_content_type(content_type)
         self.signature_name = signature_name
         self._session = _build_session(
             service_name=service_name,
@@ -627,8 +664,7 @@ class PredictClient:
 
     def set_content_type(self, content_type: str) -> None:
         """Set the request ``Content-Type``."""
-        _header_map({"Content-Type": content_type})
-        self.content_type = content_type
+        self.content_type = _check_content_type(content_type)
 
     def set_log_level(self, log_level: int | str) -> None:
         """Set the level of the ``easfast`` logger (all clients share it)."""
