@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import os
 import socket
 import time
@@ -1133,6 +1134,54 @@ class TestConfiguration:
         with pytest.raises(ConfigurationError, match="service name"):
             PredictClient("127.0.0.1:1", "").init()
 
+    @pytest.mark.parametrize("kwargs, match", [
+        ({"endpoint": 5}, "endpoint must be a str"),
+        ({"custom_url": 5}, "custom_url must be a str"),
+    ], ids=["endpoint-int", "custom-url-int"])
+    def test_non_str_address_rejected(self, kwargs: dict, match: str) -> None:
+        with pytest.raises(ConfigurationError, match=match):
+            Client("mnist", **kwargs)
+
+    def test_set_endpoint_checks_type(self) -> None:
+        client = PredictClient("", "mnist")
+        with pytest.raises(ConfigurationError, match="endpoint must be a str"):
+            client.set_endpoint(5)  # type: ignore[arg-type]
+
+    def test_set_log_level_checks_name(self) -> None:
+        client = PredictClient()
+        with pytest.raises(ConfigurationError, match="'verbose'"):
+            client.set_log_level("verbose")
+        with pytest.raises(ConfigurationError, match="log level"):
+            client.set_log_level(None)  # type: ignore[arg-type]
+        logger = logging.getLogger("easfast")
+        level = logger.level
+        try:
+            client.set_log_level("debug")
+            assert logger.level == logging.DEBUG
+            client.set_log_level(logging.WARNING)
+            assert logger.level == logging.WARNING
+        finally:
+            logger.setLevel(level)
+
+    @pytest.mark.parametrize("name, value, match", [
+        ("timeout", "x", "milliseconds"),
+        ("timeout", 0, "milliseconds"),
+        ("max_connection_count", 0, "max connection count"),
+        ("retry_count", "3", "retry count"),
+        ("endpoint_name", 5, "endpoint must be a str"),
+        ("custom_url", 5, "custom_url must be a str"),
+        ("content_type", "text/\u00fc", "content type"),
+        ("headers", {"X-\u00fc": "a"}, "invalid header name"),
+        ("endpoint_type", "fast", "unknown endpoint type"),
+    ])
+    def test_attributes_set_directly_checked_at_init(
+        self, name: str, value: object, match: str
+    ) -> None:
+        client = PredictClient("127.0.0.1:1", "mnist")
+        setattr(client, name, value)
+        with pytest.raises(ConfigurationError, match=match):
+            client.init()
+
     def test_predict_before_init_raises(self) -> None:
         client = PredictClient("127.0.0.1:1", "mnist")
         with pytest.raises(ClientClosedError, match="init"):
@@ -1143,6 +1192,50 @@ class TestConfiguration:
         assert client.endpoint_type == ENDPOINT_TYPE_DEFAULT
         client.init()  # a gateway needs no network at init
         client.destroy()
+
+
+class TestArgumentErrors:
+    def test_outputs_str_rejected(
+        self, local_eas: EASFactory, make_client: Callable[..., Client],
+        digits: tuple[np.ndarray, np.ndarray],
+    ) -> None:
+        eas = local_eas(instances=1, processor="tf")
+        client = make_client(eas)
+        with pytest.raises(EncodeError, match="list of output names.*'scores'"):
+            client.predict({"images": digits[0][:1]},
+                           outputs="scores")  # type: ignore[arg-type]
+        assert eas.instances[0].request_count == 0
+
+    @pytest.mark.parametrize("inputs", [None, {"images": np.zeros(1)}, 5],
+                             ids=["none", "dict", "int"])
+    def test_predict_many_needs_a_list(
+        self, local_eas: EASFactory, make_client: Callable[..., Client],
+        inputs: Any,
+    ) -> None:
+        eas = local_eas(instances=1, processor="tf")
+        client = make_client(eas)
+        with pytest.raises(EncodeError, match="list with one item per request"):
+            client.predict_many(inputs)
+        with pytest.raises(EncodeError, match="list with one item per request"):
+            client.predict_raw_many(inputs)
+
+    def test_predict_raw_many_rejects_one_body(
+        self, local_eas: EASFactory, make_client: Callable[..., Client]
+    ) -> None:
+        eas = local_eas(instances=1, processor="string")
+        client = make_client(eas)
+        with pytest.raises(EncodeError, match="got bytes"):
+            client.predict_raw_many(b"abc")
+
+    def test_predict_client_needs_a_request(
+        self, local_eas: EASFactory,
+        make_predict_client: Callable[..., PredictClient],
+    ) -> None:
+        eas = local_eas(instances=1, processor="string")
+        client = make_predict_client(eas)
+        with pytest.raises(EncodeError, match="request object.*got dict"):
+            client.predict({"images": 1})  # type: ignore[arg-type]
+        assert eas.instances[0].request_count == 0
 
 
 class TestCompatRequests:

@@ -58,6 +58,25 @@ class TestStringRequest:
     def test_none_is_empty_body(self) -> None:
         assert StringRequest().to_string() == b""
 
+    @pytest.mark.parametrize("data", [5, ["a"], 1.5, {"a": 1}],
+                             ids=["int", "list", "float", "dict"])
+    def test_other_types_rejected(self, data: object) -> None:
+        with pytest.raises(EncodeError, match="bytes or str, got"):
+            StringRequest(data)  # type: ignore[arg-type]
+
+    def test_type_checked_again_in_to_string(self) -> None:
+        request = StringRequest(b"x")
+        request.request_data = 5  # type: ignore[assignment]
+        with pytest.raises(EncodeError, match="got int"):
+            request.to_string()
+
+    def test_bytearray_accepted(self) -> None:
+        assert StringRequest(bytearray(b"ab")).to_string() == b"ab"
+
+    def test_lone_surrogate_rejected(self) -> None:
+        with pytest.raises(EncodeError, match="index 1, a lone surrogate"):
+            StringRequest("a\udcffb").to_string()
+
     def test_response_keeps_bytes(self) -> None:
         response = StringRequest(b"x").parse_response(b"\xff\0ok")
         assert isinstance(response, StringResponse)
@@ -369,7 +388,32 @@ class TestTensorValues:
             assert json.dumps(list(values)) == json.dumps(list(expected))
 
 
+class TestFeedChecks:
+    def test_string_with_lone_surrogate_rejected(self) -> None:
+        request = TFRequest("s")
+        with pytest.raises(EncodeError, match="input 'x'.*item 1.*surrogate"):
+            request.add_feed("x", [2], TFRequest.DT_STRING, ["ok", "\udcff"])
+
+    @pytest.mark.parametrize("value", [1e300, -1e39], ids=["huge", "negative"])
+    def test_float_out_of_float32_range_rejected(self, value: float) -> None:
+        request = TFRequest("s")
+        with pytest.raises(EncodeError, match="out of the float32 range"):
+            request.add_feed("x", [1], TFRequest.DT_FLOAT, [value])
+
+    def test_infinity_still_accepted(self) -> None:
+        request = TFRequest("s")
+        request.add_feed("x", [2], TFRequest.DT_FLOAT, [np.inf, 1e38])
+        _, inputs, _ = _core.decode_tf_request(request.to_string())
+        assert inputs["x"].tolist() == [np.inf, np.float32(1e38)]
+
+
 class TestTorchRequest:
+    @pytest.mark.parametrize("level", ["x", 1.5, True, 2**31, None],
+                             ids=["str", "float", "bool", "too-big", "none"])
+    def test_debug_level_must_be_int32(self, level: object) -> None:
+        with pytest.raises(EncodeError, match="debug level"):
+            TorchRequest().set_debug_level(level)  # type: ignore[arg-type]
+
     def test_inputs_map_inputs_and_fetch(self) -> None:
         request = TorchRequest()
         request.add_feed(1, [2], TorchRequest.DT_INT64, [5, 6])

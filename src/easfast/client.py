@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import string
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -52,6 +52,7 @@ from .exceptions import (
     ClientClosedError,
     ConfigurationError,
     DecodeError,
+    EncodeError,
     OutputNotFoundError,
     PredictException,
 )
@@ -125,6 +126,61 @@ def _timeout_ms(name: str, seconds: float) -> int:
             f"{name} of {seconds!r} s is below curl's 1 ms resolution"
         )
     return milliseconds
+
+
+def _optional_str(name: str, value: object, example: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ConfigurationError(
+            f"{name} must be a str such as {example!r}, got "
+            f"{type(value).__name__} {value!r}"
+        )
+    return value
+
+
+def _timeout_milliseconds(value: object) -> float:
+    # The PredictClient timeout, in milliseconds as in the official SDK.
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not math.isfinite(value) or value < 1:
+        raise ConfigurationError(
+            f"timeout must be a number of milliseconds >= 1, got {value!r}"
+        )
+    return value
+
+
+def _log_level(level: object) -> int | str:
+    # Levels that logging.Logger.setLevel accepts: an int, or the name of a
+    # standard level such as "DEBUG".
+    if isinstance(level, bool):
+        pass
+    elif isinstance(level, int):
+        return level
+    elif isinstance(level, str) and isinstance(
+            logging.getLevelName(level.upper()), int):
+        return level.upper()
+    raise ConfigurationError(
+        f"log level must be an int or one of DEBUG, INFO, WARNING, ERROR and "
+        f"CRITICAL, got {level!r}"
+    )
+
+
+def _output_names(outputs: object) -> list[str]:
+    if isinstance(outputs, (str, bytes)) or not isinstance(outputs, Iterable):
+        raise EncodeError(
+            f"outputs must be a list of output names such as ['scores'], got "
+            f"{type(outputs).__name__} {outputs!r}"
+        )
+    return list(outputs)
+
+
+def _request_list(items: object, what: str, example: str) -> None:
+    # A predict_many argument: a sequence of requests, not one request.
+    if items is None or isinstance(items, (Mapping, str, bytes, bytearray)) \
+            or not isinstance(items, Iterable):
+        raise EncodeError(
+            f"{what} must be a list with one item per request, such as "
+            f"{example}, got {type(items).__name__}; send a single request "
+            "with predict()"
+        )
 
 
 def _check_token(token: object) -> str:
@@ -408,6 +464,8 @@ class Client:
         eject_for_max: float | None = None,
     ) -> None:
         self.service_name = check_service_name(service_name)
+        _optional_str("endpoint", endpoint, "eas.example.com:8080")
+        _optional_str("custom_url", custom_url, "http://host:port/path")
         timeout_s = _positive_seconds("timeout", timeout)
         connect_s = timeout_s if connect_timeout is None \
             else _positive_seconds("connect_timeout", connect_timeout)
@@ -455,8 +513,9 @@ class Client:
                 "inputs must be a dict of input name to numpy array, got "
                 f"{type(inputs).__name__}"
             )
+        names = _output_names(outputs) if outputs is not None else []
         return bytes(_core.encode_tf_request(
-            self.signature_name, inputs, list(outputs or ()), convert=convert))
+            self.signature_name, inputs, names, convert=convert))
 
     def predict(
         self,
@@ -500,6 +559,7 @@ class Client:
         item's place in the list. That includes an item that fails to
         encode, which is then not sent. ``convert`` is as in ``predict``.
         """
+        _request_list(inputs, "inputs", "[{'images': array}]")
         encoded: list[bytes | PredictException] = []
         for item in inputs:
             try:
@@ -522,6 +582,7 @@ class Client:
         return_exceptions: bool = False,
     ) -> list[Any]:
         """Send every body, ``concurrency`` at a time; see ``predict_many``."""
+        _request_list(bodies, "bodies", "[b'...', b'...']")
         results = self._many([_as_body(b) for b in bodies], concurrency)
         return _finish_many(results, return_exceptions)
 
@@ -647,7 +708,8 @@ class PredictClient:
 
     def set_endpoint(self, endpoint: str) -> None:
         """Set the gateway or discovery endpoint."""
-        self.endpoint_name = endpoint
+        self.endpoint_name = _optional_str(
+            "endpoint", endpoint, "eas.example.com:8080") or ""
 
     def set_service_name(self, service_name: str) -> None:
         """Set the service to call."""
@@ -668,7 +730,7 @@ class PredictClient:
 
     def set_log_level(self, log_level: int | str) -> None:
         """Set the level of the ``easfast`` logger (all clients share it)."""
-        logging.getLogger("easfast").setLevel(log_level)
+        logging.getLogger("easfast").setLevel(_log_level(log_level))
 
     def set_retry_count(self, count: int) -> None:
         """Set the number of attempts per call, the first one included."""
@@ -680,12 +742,7 @@ class PredictClient:
 
     def set_timeout(self, timeout: float) -> None:
         """Set the timeout of one attempt, in milliseconds."""
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) \
-                or not math.isfinite(timeout) or timeout < 1:
-            raise ConfigurationError(
-                f"timeout must be a number of milliseconds >= 1, got {timeout!r}"
-            )
-        self.timeout = timeout
+        self.timeout = _timeout_milliseconds(timeout)
 
     def add_extra_headers(self, headers: dict[str, str]) -> None:
         """Add headers sent with every request."""
@@ -698,25 +755,37 @@ class PredictClient:
 
         May be called again after changing settings; the previous state is
         closed first. Raises ``ConfigurationError`` or ``DiscoveryError``.
+        Settings assigned to the attributes directly are checked here as
+        the setters would check them.
         """
         service_name = check_service_name(self.service_name)
+        endpoint = _optional_str("endpoint", self.endpoint_name,
+                                 "eas.example.com:8080")
+        custom_url = _optional_str("custom_url", self.custom_url,
+                                   "http://host:port/path")
         token = _check_token(self.token) if self.token else None
-        retry = Retry(self.retry_count)
+        timeout_ms = _timeout_milliseconds(self.timeout)
+        retry = Retry(_positive_int("retry count", self.retry_count))
+        max_connections = _positive_int("max connection count",
+                                        self.max_connection_count)
+        content_type = _check_content_type(self.content_type) \
+            if self.content_type else None
+        headers = _header_map(self.headers)
         previous, self._session = self._session, None
         if previous is not None:
             previous.close()
         self._session = _build_session(
             service_name=service_name,
-            endpoint=self.endpoint_name or None,
+            endpoint=endpoint or None,
             endpoint_type=parse_endpoint_type(self.endpoint_type),
-            custom_url=self.custom_url or None,
+            custom_url=custom_url or None,
             token=token,
-            timeout_ms=max(1, int(self.timeout)),
-            connect_timeout_ms=max(1, int(self.timeout)),
+            timeout_ms=int(timeout_ms),
+            connect_timeout_ms=int(timeout_ms),
             retry=retry,
-            max_connections=self.max_connection_count,
-            content_type=self.content_type or None,
-            headers=dict(self.headers),
+            max_connections=max_connections,
+            content_type=content_type,
+            headers=headers,
             discovery_options={
                 "init_timeout": DEFAULT_INIT_TIMEOUT,
                 "refresh_interval": DEFAULT_REFRESH_INTERVAL,
@@ -739,8 +808,15 @@ class PredictClient:
                 "PredictClient.predict() called before init() or after "
                 "destroy(); call init() first"
             )
-        body = _as_body(req.to_string())
-        return session.call(body, req.parse_response)
+        try:
+            to_string = req.to_string
+            parse = req.parse_response
+        except AttributeError:
+            raise EncodeError(
+                "predict() takes a request object such as TFRequest, "
+                f"TorchRequest or StringRequest, got {type(req).__name__}"
+            ) from None
+        return session.call(_as_body(to_string()), parse)
 
     def destroy(self) -> None:
         """Stop the discovery refresher and close every connection."""

@@ -100,10 +100,14 @@ class Response(abc.ABC):
 
 
 class StringRequest(Request):
-    """A body sent as is: bytes, or str encoded as UTF-8."""
+    """A body sent as is: bytes, or str encoded as UTF-8.
+
+    Any other type raises ``EncodeError``, here and in ``to_string()``.
+    """
 
     def __init__(self, request_data: bytes | bytearray | str | None = None):
         self.request_data = b"" if request_data is None else request_data
+        _check_string_data(self.request_data)
 
     def __str__(self) -> str:
         data = self.request_data
@@ -113,13 +117,38 @@ class StringRequest(Request):
     def to_string(self) -> bytes:
         """Return the body: the bytes given, or the str encoded as UTF-8."""
         data = self.request_data
+        if isinstance(data, bytes):
+            return data
+        _check_string_data(data)
         if isinstance(data, str):
-            return data.encode("utf-8")
+            return _utf8(data, "the StringRequest text")
         return bytes(data)
 
     def parse_response(self, response_data: bytes) -> StringResponse:
         """Wrap the response body in a ``StringResponse``."""
         return StringResponse(response_data)
+
+
+def _check_string_data(data: object) -> None:
+    if not isinstance(data, (bytes, bytearray, memoryview, str)):
+        raise EncodeError(
+            "StringRequest data must be bytes or str, got "
+            f"{type(data).__name__}; encode other values first, for example "
+            "with json.dumps"
+        )
+
+
+def _utf8(text: str, what: str) -> bytes:
+    # str.encode("utf-8") fails only on a lone surrogate.
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise EncodeError(
+            f"{what} contains {text[exc.start]!r} at index {exc.start}, a "
+            "lone surrogate that UTF-8 cannot encode; it usually comes from "
+            "decoding bytes with errors='surrogateescape', so send the "
+            "original bytes instead"
+        ) from None
 
 
 class StringResponse(Response):
@@ -165,7 +194,15 @@ def _convert(
         else:
             _check_kind(source, dtype, code, _label(kind, key))
             try:
-                array = source.astype(dtype, copy=False)
+                array = _cast(source, dtype)
+            except FloatingPointError:
+                info = np.finfo(dtype)
+                raise EncodeError(
+                    f"{_label(kind, key)}: a value of the {source.dtype} "
+                    f"content is out of the {dtype} range "
+                    f"(-{info.max:.4g}..{info.max:.4g}); scale the values, or "
+                    "use DT_DOUBLE"
+                ) from None
             except (ValueError, TypeError, OverflowError) as exc:
                 raise EncodeError(
                     f"{_label(kind, key)}: cannot convert {source.dtype} content "
@@ -182,6 +219,16 @@ def _convert(
     if array.shape != dims:
         array = array.reshape(dims)
     return code, array
+
+
+def _cast(source: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    # A cast to a narrower float type turns finite values beyond its range
+    # into inf; errstate makes numpy raise FloatingPointError instead.
+    if dtype.kind == "f" and source.dtype.kind == "f" \
+            and source.dtype.itemsize > dtype.itemsize:
+        with np.errstate(over="raise"):
+            return source.astype(dtype, copy=False)
+    return source.astype(dtype, copy=False)
 
 
 def _label(kind: str, key: object) -> str:
@@ -253,7 +300,7 @@ def _string_array(content: Content, kind: str, key: object) -> np.ndarray:
     out = np.empty(flat.shape, dtype=object)
     for i, item in enumerate(flat):
         if isinstance(item, str):
-            out[i] = item.encode("utf-8")
+            out[i] = _utf8(item, f"{_label(kind, key)}: DT_STRING item {i}")
         elif isinstance(item, (bytes, bytearray, np.bytes_)):
             out[i] = bytes(item)
         else:
@@ -511,7 +558,12 @@ class TorchRequest(Request):
                 f"map_inputs={list(self.map_inputs)}, fetch={self.output_filter})")
 
     def set_debug_level(self, dbg_lvl: int = 0) -> None:
-        """Set the processor's debug level (sent as ``debug_level``)."""
+        """Set the processor's debug level (sent as ``debug_level``, an int32)."""
+        if isinstance(dbg_lvl, bool) or not isinstance(dbg_lvl, (int, np.integer)) \
+                or not -(2**31) <= dbg_lvl < 2**31:
+            raise EncodeError(
+                f"debug level must be an int in the int32 range, got {dbg_lvl!r}"
+            )
         self.debug_level = int(dbg_lvl)
         self._body = None
 
