@@ -1069,6 +1069,13 @@ class TestConfiguration:
          "non-ASCII characters, but with a custom URL"),
         ({"endpoint": "m\u00fcnchen.example:80"}, "xn--"),
         ({"custom_url": "http://127.0.0.1:1/m\u00fc"}, "percent-encode"),
+        ({"timeout": 1e300}, r"timeout must be .* in \(0, 86400\]"),
+        ({"timeout": 86400.5}, "up to 24 hours"),
+        ({"timeout": 10**400}, "an int of 1329 bits"),
+        ({"timeout": float("nan")}, "timeout"),
+        ({"connect_timeout": 1e300}, "connect_timeout must be"),
+        ({"eject_for": 10**400}, "eject_for must be"),
+        ({"eject_for_max": float("inf")}, "eject_for_max must be"),
     ], ids=["negative-timeout", "zero-timeout", "inf-timeout",
             "zero-connect-timeout", "zero-retry", "zero-connections",
             "vipserver", "unknown-type", "header-injection", "header-name",
@@ -1077,7 +1084,9 @@ class TestConfiguration:
             "header-name-separator", "content-type-unicode",
             "content-type-type", "content-type-header-unicode",
             "custom-url-token-unicode", "endpoint-unicode",
-            "custom-url-unicode"])
+            "custom-url-unicode", "huge-timeout", "day-plus-timeout",
+            "huge-int-timeout", "nan-timeout", "huge-connect-timeout",
+            "huge-int-eject-for", "inf-eject-for-max"])
     def test_invalid_setting_rejected(self, kwargs: dict, match: str) -> None:
         options: dict[str, Any] = {"endpoint": "127.0.0.1:1"}
         options.update(kwargs)
@@ -1141,6 +1150,22 @@ class TestConfiguration:
     def test_non_str_address_rejected(self, kwargs: dict, match: str) -> None:
         with pytest.raises(ConfigurationError, match=match):
             Client("mnist", **kwargs)
+
+    @pytest.mark.parametrize("milliseconds", [1e300, 86_400_001, 10**400],
+                             ids=["huge", "day-plus", "huge-int"])
+    def test_set_timeout_bounded_to_a_day(self, milliseconds: float) -> None:
+        client = PredictClient("127.0.0.1:1", "mnist")
+        with pytest.raises(ConfigurationError, match="1..86400000"):
+            client.set_timeout(milliseconds)
+
+    def test_longest_timeouts_accepted(self) -> None:
+        client = Client("mnist", endpoint="127.0.0.1:1",
+                        endpoint_type="gateway", timeout=86400)
+        client.close()
+        predict_client = PredictClient("127.0.0.1:1", "mnist")
+        predict_client.set_timeout(86_400_000)
+        predict_client.init()
+        predict_client.destroy()
 
     def test_set_endpoint_checks_type(self) -> None:
         client = PredictClient("", "mnist")

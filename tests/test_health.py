@@ -606,8 +606,8 @@ class TestEjection:
         [
             ({"eject_after": 0}, "eject_after must be an int >= 1"),
             ({"eject_after": 1.5}, "eject_after must be an int >= 1"),
-            ({"eject_for": 0}, "eject_for must be a positive number"),
-            ({"eject_for_max": -1.0}, "eject_for_max must be a positive"),
+            ({"eject_for": 0}, r"eject_for must be a number of seconds in \(0, "),
+            ({"eject_for_max": -1.0}, r"eject_for_max must be a number of seconds in \(0, "),
             ({"eject_for": 5.0, "eject_for_max": 1.0},
              r"eject_for_max \(1 s\) must be at least eject_for \(5 s\)"),
         ],

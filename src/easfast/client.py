@@ -9,7 +9,6 @@ many requests in flight from one thread, and futures.
 from __future__ import annotations
 
 import logging
-import math
 import string
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
@@ -57,7 +56,7 @@ from .exceptions import (
     PredictException,
 )
 from .requests import Request
-from .retry import DEFAULT_ATTEMPTS, Retry, RetryValue
+from .retry import DEFAULT_ATTEMPTS, Retry, RetryValue, _format_number
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -74,6 +73,8 @@ log = logging.getLogger(__name__)
 
 #: Timeout of one attempt, in milliseconds (the official SDK's default).
 DEFAULT_TIMEOUT_MS = 5000
+#: Largest accepted timeout and connect timeout, in seconds (24 hours).
+MAX_TIMEOUT = 24 * 3600.0
 #: Connections (curl easy handles) a client may use at the same time.
 DEFAULT_MAX_CONNECTIONS = 100
 #: Content type of request bodies unless the caller sets one.
@@ -92,10 +93,16 @@ def _positive_int(name: str, value: object) -> int:
 
 
 def _positive_seconds(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) \
-            or not math.isfinite(value) or value <= 0:
+    # Also the range of ejection times: longer than a day means "forever"
+    # in practice, and bounding it keeps every later sum finite.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigurationError(
-            f"{name} must be a positive number of seconds, got {value!r}"
+            f"{name} must be a number of seconds, got {value!r}"
+        )
+    if not 0 < value <= MAX_TIMEOUT:  # also rejects NaN
+        raise ConfigurationError(
+            f"{name} must be a number of seconds in (0, {MAX_TIMEOUT:g}] "
+            f"(up to 24 hours), got {_format_number(value)}"
         )
     return float(value)
 
@@ -139,10 +146,14 @@ def _optional_str(name: str, value: object, example: str) -> str | None:
 
 def _timeout_milliseconds(value: object) -> float:
     # The PredictClient timeout, in milliseconds as in the official SDK.
+    maximum = MAX_TIMEOUT * 1000
     if isinstance(value, bool) or not isinstance(value, (int, float)) \
-            or not math.isfinite(value) or value < 1:
+            or not 1 <= value <= maximum:  # also rejects NaN
+        shown = _format_number(value) if isinstance(value, (int, float)) \
+            else repr(value)
         raise ConfigurationError(
-            f"timeout must be a number of milliseconds >= 1, got {value!r}"
+            f"timeout must be a number of milliseconds in 1..{maximum:.0f} "
+            f"(up to 24 hours), got {shown}"
         )
     return value
 
@@ -401,7 +412,8 @@ class Client:
     token:
         The service token; requests are signed with it.
     timeout:
-        Seconds one attempt may take (a call may make several attempts).
+        Seconds one attempt may take (a call may make several attempts),
+        more than 0 and up to ``MAX_TIMEOUT`` (24 hours).
     connect_timeout:
         Seconds to establish a connection; at most ``timeout``.
     retry:
@@ -425,7 +437,7 @@ class Client:
         seconds (default 30, or ``eject_for`` if longer). Any HTTP response,
         5xx included, brings the instance back. When every instance is
         ejected, requests go to them anyway. ``eject_after=None`` turns
-        ejection off.
+        ejection off. Both times are at most 24 hours.
 
     Threading: one client may be shared by many threads. Each thread that
     calls ``predict`` or ``predict_raw`` borrows its own curl easy handle
@@ -741,7 +753,7 @@ class PredictClient:
         self.max_connection_count = _positive_int("max connection count", count)
 
     def set_timeout(self, timeout: float) -> None:
-        """Set the timeout of one attempt, in milliseconds."""
+        """Set the timeout of one attempt, in milliseconds (1 to 24 hours)."""
         self.timeout = _timeout_milliseconds(timeout)
 
     def add_extra_headers(self, headers: dict[str, str]) -> None:
