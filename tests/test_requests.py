@@ -407,6 +407,36 @@ class TestFeedChecks:
         assert inputs["x"].tolist() == [np.inf, np.float32(1e38)]
 
 
+class TestFeedShapes:
+    @pytest.mark.parametrize("shape, product", [
+        ([7, 0x6DB6DB6DB6DB6DB7], 7 * 0x6DB6DB6DB6DB6DB7),
+        ([2**32, 2**32], 2**64),
+        ([2**64 - 1], 2**64 - 1),
+    ], ids=["wraps-to-one", "wraps-to-zero", "uint64-max"])
+    def test_count_is_not_wrapped(self, shape: list[int], product: int) -> None:
+        with pytest.raises(EncodeError, match=f"needs {product} values"):
+            TFRequest("s").add_feed("x", shape, TFRequest.DT_FLOAT, [1.0])
+
+    @pytest.mark.parametrize("shape, product", [
+        ([0, 2**63], 2**63),
+        ([0, 2**40, 2**40], 2**80),
+        ([0, 2**62], 2**62),
+    ], ids=["dim-over-int64", "product-over-int64", "bytes-over-int64"])
+    def test_empty_content_with_huge_shape_rejected(
+        self, shape: list[int], product: int
+    ) -> None:
+        with pytest.raises(EncodeError, match=f"multiply to {product} values"):
+            TFRequest("s").add_feed("x", shape, TFRequest.DT_FLOAT, [])
+        with pytest.raises(EncodeError, match=f"multiply to {product} values"):
+            TorchRequest().add_feed(0, shape, TorchRequest.DT_FLOAT, [])
+
+    def test_empty_content_with_zero_dim_accepted(self) -> None:
+        request = TFRequest("s")
+        request.add_feed("x", [0, 2**20], TFRequest.DT_FLOAT, [])
+        _, inputs, _ = _core.decode_tf_request(request.to_string())
+        assert inputs["x"].shape == (0, 2**20)
+
+
 class TestTorchRequest:
     @pytest.mark.parametrize("level", ["x", 1.5, True, 2**31, None],
                              ids=["str", "float", "bool", "too-big", "none"])

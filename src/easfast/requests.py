@@ -209,6 +209,7 @@ def _convert(
                     f"to {dtype} ({exc})"
                 ) from None
 
+    # math.prod works on Python ints, so the count cannot wrap around.
     expected = math.prod(dims)
     if array.size != expected:
         raise EncodeError(
@@ -216,9 +217,25 @@ def _convert(
             f"but the content has {array.size}; pass a shape that matches the "
             "content"
         )
+    if expected == 0:
+        # An empty array takes any shape with a 0 in it, but numpy still
+        # rejects one whose other dimensions describe too many bytes.
+        _check_empty_shape(dims, array.dtype, _label(kind, key))
     if array.shape != dims:
         array = array.reshape(dims)
     return code, array
+
+
+def _check_empty_shape(dims: tuple[int, ...], dtype: np.dtype, what: str) -> None:
+    limit = np.iinfo(np.intp).max
+    product = math.prod(dim for dim in dims if dim)
+    if max(dims, default=0) > limit or product * dtype.itemsize > limit:
+        raise EncodeError(
+            f"{what}: shape {list(dims)} is too large for numpy: its non-zero "
+            f"dimensions multiply to {product} values of {dtype.itemsize} "
+            f"bytes, more than {limit} bytes; pass the real shape of the "
+            "content"
+        )
 
 
 def _cast(source: np.ndarray, dtype: np.dtype) -> np.ndarray:
