@@ -727,6 +727,32 @@ class TestBodies:
         response = client.predict(StringRequest("é€"))
         assert response.response_data == string_response("é€".encode())
 
+    def test_response_over_max_response_size_not_retried(
+        self, local_eas: EASFactory, make_client: Callable[..., Client]
+    ) -> None:
+        eas = local_eas(instances=2, processor="string")
+        client = make_client(eas, max_response_size=1000)
+        assert client.predict_raw(b"s" * 1000) == b"s" * 1000
+        with pytest.raises(TransportError, match="max_response_size") as info:
+            client.predict_raw(b"b" * 1001)
+        assert "larger than 1000 bytes" in str(info.value)
+        assert _total_requests(eas) == 2
+        many = client.predict_raw_many([b"b" * 2000, b"ok"],
+                                       return_exceptions=True)
+        assert isinstance(many[0], TransportError)
+        assert many[1] == b"ko"
+        error = client.submit_raw(b"b" * 2000).exception(timeout=10)
+        assert isinstance(error, TransportError)
+        assert "max_response_size" in str(error)
+
+    def test_max_response_size_none_removes_the_limit(
+        self, local_eas: EASFactory, make_client: Callable[..., Client]
+    ) -> None:
+        eas = local_eas(instances=1, processor="string")
+        client = make_client(eas, max_response_size=None)
+        body = b"n" * (2 << 20)
+        assert client.predict_raw(body) == body
+
     def test_unsendable_header_in_predict(
         self, local_eas: EASFactory, make_client: Callable[..., Client]
     ) -> None:
@@ -1076,6 +1102,8 @@ class TestConfiguration:
         ({"connect_timeout": 1e300}, "connect_timeout must be"),
         ({"eject_for": 10**400}, "eject_for must be"),
         ({"eject_for_max": float("inf")}, "eject_for_max must be"),
+        ({"max_response_size": 0}, "max_response_size must be"),
+        ({"max_response_size": 1.5}, "max_response_size must be"),
     ], ids=["negative-timeout", "zero-timeout", "inf-timeout",
             "zero-connect-timeout", "zero-retry", "zero-connections",
             "vipserver", "unknown-type", "header-injection", "header-name",
@@ -1086,7 +1114,8 @@ class TestConfiguration:
             "custom-url-token-unicode", "endpoint-unicode",
             "custom-url-unicode", "huge-timeout", "day-plus-timeout",
             "huge-int-timeout", "nan-timeout", "huge-connect-timeout",
-            "huge-int-eject-for", "inf-eject-for-max"])
+            "huge-int-eject-for", "inf-eject-for-max", "zero-response-size",
+            "float-response-size"])
     def test_invalid_setting_rejected(self, kwargs: dict, match: str) -> None:
         options: dict[str, Any] = {"endpoint": "127.0.0.1:1"}
         options.update(kwargs)

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+from canned_server import CannedServer
 
 import easfast
 from easfast.discovery import (
@@ -557,3 +558,23 @@ def test_process_without_destroy_exits(local_eas: Callable[..., LocalEAS]) -> No
     )
     assert completed.returncode == 0, completed.stderr.decode()
     assert completed.stdout.strip() == b"b'cba'"
+
+
+class TestBodyLimit:
+    @pytest.mark.parametrize("framing", ["length", "close"])
+    def test_body_over_max_body_size_aborted(self, framing: str) -> None:
+        # The transfer stops at the limit: with Content-Length before any
+        # body byte, otherwise once MAX_BODY_SIZE bytes have arrived.
+        if framing == "length":
+            head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (
+                MAX_BODY_SIZE + 1)
+            reply = head + b"{"
+        else:
+            reply = (b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"
+                     + b" " * (MAX_BODY_SIZE + 1))
+        with CannedServer(reply) as server, \
+                pytest.raises(DiscoveryError, match="MAX_BODY_SIZE") as info:
+            easfast.Client("svc", endpoint=server.address,
+                           discovery_init_timeout=0.3,
+                           discovery_url_form="servicediscovery")
+        assert f"larger than {MAX_BODY_SIZE} bytes" in str(info.value)

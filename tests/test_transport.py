@@ -10,8 +10,11 @@ from collections.abc import Callable
 
 import pycurl
 import pytest
+from canned_server import CannedServer
 
+from easfast import _transport
 from easfast._transport import (
+    BodyLimit,
     HandlePool,
     HTTPRequest,
     HTTPResponse,
@@ -401,3 +404,85 @@ class TestMultiEngineWithServer:
         assert eas.instances[0].request_count == 20
         assert eas.instances[0].connection_count <= 4
         engine.close()
+
+
+def _reply_200(body: bytes, framing: str) -> bytes:
+    # A 200 response carrying ``body`` framed by Content-Length, by chunks,
+    # or by closing the connection.
+    if framing == "length":
+        return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    if framing == "chunked":
+        chunks = b"".join(b"%x\r\n" % len(body[i:i + 1000]) + body[i:i + 1000]
+                          + b"\r\n" for i in range(0, len(body), 1000))
+        return (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                + chunks + b"0\r\n\r\n")
+    return b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + body
+
+
+FRAMINGS = ["length", "chunked", "close"]
+LIMIT = BodyLimit(5000, "the test's limit")
+
+
+class TestBodyLimit:
+    @pytest.mark.parametrize("framing", FRAMINGS)
+    def test_pool_aborts_larger_body(self, framing: str) -> None:
+        with CannedServer(_reply_200(b"x" * 20000, framing)) as server:
+            pool = HandlePool(1, body_limit=LIMIT)
+            with pytest.raises(TransportError) as info:
+                pool.perform(HTTPRequest(f"http://{server.address}/", b""), 5000)
+            pool.close()
+        error = info.value
+        assert "larger than 5000 bytes" in str(error)
+        assert "the test's limit" in str(error)
+        assert error.max_body_size == 5000
+        assert is_request_error(error)
+
+    @pytest.mark.parametrize("framing", FRAMINGS)
+    def test_body_at_the_limit_accepted(self, framing: str) -> None:
+        with CannedServer(_reply_200(b"y" * 5000, framing)) as server:
+            pool = HandlePool(1, body_limit=LIMIT)
+            response = pool.perform(
+                HTTPRequest(f"http://{server.address}/", b""), 5000)
+            pool.close()
+        assert response.body == b"y" * 5000
+
+    @pytest.mark.parametrize("framing", FRAMINGS)
+    def test_counting_write_callback_aborts(
+        self, framing: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # The path taken with libcurl before 8.4.0, which enforces the
+        # limit only against Content-Length.
+        monkeypatch.setattr(_transport, "_COUNT_IN_WRITE", True)
+        with CannedServer(_reply_200(b"x" * 20000, framing)) as server:
+            pool = HandlePool(1, body_limit=LIMIT)
+            url = f"http://{server.address}/"
+            with pytest.raises(TransportError, match="larger than 5000 bytes"):
+                pool.perform(HTTPRequest(url, b""), 5000)
+            pool.close()
+
+    def test_counting_write_callback_keeps_small_bodies(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(_transport, "_COUNT_IN_WRITE", True)
+        with CannedServer(_reply_200(b"z" * 4000, "chunked")) as server:
+            pool = HandlePool(1, body_limit=LIMIT)
+            url = f"http://{server.address}/"
+            for _ in range(3):
+                assert pool.perform(HTTPRequest(url, b""), 5000).body == b"z" * 4000
+            pool.close()
+
+    def test_engine_aborts_larger_body(self) -> None:
+        with CannedServer(_reply_200(b"x" * 20000, "chunked")) as server:
+            engine: MultiEngine[str] = MultiEngine(body_limit=LIMIT)
+            engine.add(HTTPRequest(f"http://{server.address}/", b""), "big", 5000)
+            outcomes = []
+            for _ in range(100):
+                outcomes += engine.wait(0.5)
+                if not len(engine):
+                    break
+            engine.close()
+        assert len(outcomes) == 1
+        tag, outcome = outcomes[0]
+        assert tag == "big"
+        assert isinstance(outcome, TransportError)
+        assert "larger than 5000 bytes" in str(outcome)

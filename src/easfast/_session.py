@@ -36,6 +36,7 @@ from typing import Any, Callable, TypeVar, Union, overload
 from ._auth import auth_headers
 from ._endpoints import DirectRoute, FixedRoute
 from ._transport import (
+    BodyLimit,
     HandlePool,
     HTTPRequest,
     HTTPResponse,
@@ -97,6 +98,7 @@ class Session:
         headers: Mapping[str, str],
         token: str | None,
         sign_resource: str | None,
+        max_response_size: int | None = None,
     ) -> None:
         self.service_name = service_name
         self.route = route
@@ -108,7 +110,10 @@ class Session:
         self.content_type = content_type
         self.token = token or None
         self.sign_resource = sign_resource
-        self.pool = HandlePool(max_connections, keep_headers=False)
+        self.body_limit = None if max_response_size is None \
+            else BodyLimit(max_response_size, "max_response_size")
+        self.pool = HandlePool(max_connections, keep_headers=False,
+                               body_limit=self.body_limit)
         self._static_headers = _header_lines(headers, content_type, self.token)
         self._local = threading.local()
         self._dispatcher: _Dispatcher | None = None
@@ -178,9 +183,13 @@ class Session:
     def _engine(self) -> MultiEngine[int]:
         engine: MultiEngine[int] | None = getattr(self._local, "engine", None)
         if engine is None:
-            engine = MultiEngine(keep_headers=False)
+            engine = self.new_engine()
             self._local.engine = engine
         return engine
+
+    def new_engine(self) -> MultiEngine[int]:
+        """Return a multi engine with this session's transfer settings."""
+        return MultiEngine(keep_headers=False, body_limit=self.body_limit)
 
     def call_many(
         self,
@@ -510,7 +519,7 @@ class _Flight:
             self.engine.close()
         except Exception:  # already failed; the next one is new
             log.debug("closing the failed multi engine failed", exc_info=True)
-        self.engine = MultiEngine(keep_headers=False)
+        self.engine = self.session.new_engine()
 
 
 def _as_predict_exception(error: Exception, call: _Call) -> PredictException:
@@ -602,7 +611,7 @@ class _Dispatcher:
 
     def _run(self) -> None:
         session = self.session
-        flight = _Flight(session, MultiEngine(keep_headers=False),
+        flight = _Flight(session, session.new_engine(),
                          session.max_connections)
         futures: dict[int, Future[Any]] = {}
         counter = itertools.count()

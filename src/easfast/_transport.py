@@ -30,7 +30,7 @@ import select
 import threading
 import time
 from collections.abc import Sequence
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 import pycurl
 
@@ -81,10 +81,14 @@ _CONNECT_ERROR_CODES = frozenset({
     _E_QUIC_CONNECT_ERROR,
 })
 
-# libcurl codes caused by the request or the build rather than by the server;
-# sending the same request elsewhere cannot help. E_UNSUPPORTED_PROTOCOL is
-# not listed: see is_request_error().
+# libcurl codes caused by the request, the client's settings or the build
+# rather than by the server; sending the same request elsewhere cannot help.
+# A body over the client's size limit (E_FILESIZE_EXCEEDED, or E_WRITE_ERROR
+# from the counting write callback) would most likely be as large from any
+# instance. E_UNSUPPORTED_PROTOCOL is not listed: see is_request_error().
 CLIENT_SIDE_CURL_CODES = frozenset({
+    pycurl.E_FILESIZE_EXCEEDED,
+    pycurl.E_WRITE_ERROR,
     pycurl.E_FAILED_INIT,
     pycurl.E_URL_MALFORMAT,
     pycurl.E_NOT_BUILT_IN,
@@ -92,6 +96,19 @@ CLIENT_SIDE_CURL_CODES = frozenset({
     pycurl.E_BAD_FUNCTION_ARGUMENT,
     pycurl.E_UNKNOWN_OPTION,
 })
+
+# libcurl enforces MAXFILESIZE_LARGE during a transfer since 8.4.0; older
+# versions check only a Content-Length header, so with them a Python write
+# callback counts the bytes of each body instead.
+_COUNT_IN_WRITE = pycurl.version_info()[2] < 0x080400
+
+
+class BodyLimit(NamedTuple):
+    """The largest response body accepted, and the setting that sets it."""
+
+    size: int
+    setting: str
+
 
 # Handles that a forked child inherited from its parent. They stay referenced
 # so that the child never runs curl_easy_cleanup on the parent's connections.
@@ -215,18 +232,22 @@ class _Easy:
     # The write callbacks are list.append, so receiving a chunk costs one C
     # call and no Python frame.
 
-    __slots__ = ("chunks", "curl", "header_lines", "headers_set", "request",
-                 "timeouts_set")
+    __slots__ = ("body_limit", "chunks", "curl", "header_lines", "headers_set",
+                 "received", "request", "timeouts_set")
 
     def __init__(
         self,
         maxconnects: int,
         abort_event: threading.Event | None = None,
         keep_headers: bool = True,
+        body_limit: BodyLimit | None = None,
     ) -> None:
         self.chunks: list[bytes] = []
         self.header_lines: list[bytes] = []
         self.request: HTTPRequest | None = None
+        self.body_limit = body_limit
+        # Body bytes of the current transfer, counted only by _write_counted.
+        self.received = 0
         # The header tuple and the timeouts last set on this handle.
         self.headers_set: tuple[str, ...] | None = None
         self.timeouts_set = (0, 0)
@@ -248,6 +269,12 @@ class _Easy:
         curl.setopt(pycurl.WRITEFUNCTION, self.chunks.append)
         if keep_headers:
             curl.setopt(pycurl.HEADERFUNCTION, self.header_lines.append)
+        if body_limit is not None:
+            # The transfer fails with E_FILESIZE_EXCEEDED once the body
+            # passes the limit, or at once for a larger Content-Length.
+            curl.setopt(pycurl.MAXFILESIZE_LARGE, body_limit.size)
+            if _COUNT_IN_WRITE:
+                curl.setopt(pycurl.WRITEFUNCTION, self._write_counted)
         if abort_event is not None:
             # libcurl calls this about once a second and on every data
             # chunk; a non-zero return aborts the transfer.
@@ -313,15 +340,46 @@ class _Easy:
 
     def fail(self, error: pycurl.error) -> TransportError:
         """Map a failed transfer's pycurl error and reset buffers."""
+        code, message = _error_args(error)
+        return self.fail_with(code, message)
+
+    def fail_with(self, code: int, message: str) -> TransportError:
+        """Map a failed transfer's libcurl code and message; reset buffers."""
         request = self.request
         assert request is not None
+        received = self.received
         self.release()
-        code, message = _error_args(error)
+        limit = self.body_limit
+        if limit is not None and (
+            code == pycurl.E_FILESIZE_EXCEEDED
+            or (code == pycurl.E_WRITE_ERROR and received > limit.size)
+        ):
+            return TransportError(
+                f"request to {request.url} failed: the response body is "
+                f"larger than {limit.size} bytes, the limit set by "
+                f"{limit.setting} (curl error {code}: {message})",
+                curl_code=code,
+                curl_message=f"the response body is larger than {limit.size} "
+                             f"bytes ({limit.setting})",
+                url=request.url,
+                max_body_size=limit.size,
+            )
         return map_curl_error(code, message, request.url)
+
+    def _write_counted(self, chunk: bytes) -> int | None:
+        # The write callback with a body limit on libcurl before 8.4.0:
+        # returning 0 makes libcurl abort with E_WRITE_ERROR.
+        self.received += len(chunk)
+        limit = self.body_limit
+        if limit is not None and self.received > limit.size:
+            return 0
+        self.chunks.append(chunk)
+        return None
 
     def release(self) -> None:
         self.chunks.clear()
         self.header_lines.clear()
+        self.received = 0
         request = self.request
         if request is not None and request.body is not None \
                 and len(request.body) > _KEEP_BODY_MAX:
@@ -376,6 +434,8 @@ class HandlePool:
     request's timeout, and then gets ``RequestTimeout``. Setting
     ``abort_event`` aborts the transfers in progress within about a second.
     With ``keep_headers=False`` responses come without their header block.
+    With ``body_limit``, a response body larger than its size aborts the
+    transfer with a ``TransportError`` that names the limit.
     """
 
     def __init__(
@@ -385,6 +445,7 @@ class HandlePool:
         maxconnects: int = DEFAULT_MAXCONNECTS,
         abort_event: threading.Event | None = None,
         keep_headers: bool = True,
+        body_limit: BodyLimit | None = None,
     ) -> None:
         if max_handles < 1:
             raise ValueError(f"max_handles must be at least 1, got {max_handles}")
@@ -392,6 +453,7 @@ class HandlePool:
         self.maxconnects = maxconnects
         self.abort_event = abort_event
         self.keep_headers = keep_headers
+        self.body_limit = body_limit
         self._closed = False
         self._reset()
 
@@ -484,7 +546,8 @@ class HandlePool:
             finally:
                 self._waiters -= 1
         try:
-            return _Easy(self.maxconnects, self.abort_event, self.keep_headers)
+            return _Easy(self.maxconnects, self.abort_event, self.keep_headers,
+                         self.body_limit)
         except BaseException:
             with self._cond:
                 self._count -= 1
@@ -517,14 +580,19 @@ class MultiEngine(Generic[T]):
     ``add()`` starts a transfer tagged with any value; ``wait()`` drives the
     transfers and returns ``(tag, HTTPResponse or TransportError)`` for each
     one that ended. Every transfer added ends in exactly one such pair.
-    ``keep_headers`` is as in ``HandlePool``.
+    ``keep_headers`` and ``body_limit`` are as in ``HandlePool``.
     """
 
     def __init__(
-        self, *, maxconnects: int = DEFAULT_MAXCONNECTS, keep_headers: bool = True
+        self,
+        *,
+        maxconnects: int = DEFAULT_MAXCONNECTS,
+        keep_headers: bool = True,
+        body_limit: BodyLimit | None = None,
     ) -> None:
         self.maxconnects = maxconnects
         self.keep_headers = keep_headers
+        self.body_limit = body_limit
         self._pid = os.getpid()
         self._multi = pycurl.CurlMulti()
         self._multi.setopt(pycurl.M_MAXCONNECTS, maxconnects)
@@ -562,7 +630,8 @@ class MultiEngine(Generic[T]):
             )
         self._check_fork()
         easy = self._idle.pop() if self._idle else _Easy(
-            self.maxconnects, keep_headers=self.keep_headers)
+            self.maxconnects, keep_headers=self.keep_headers,
+            body_limit=self.body_limit)
         try:
             easy.prepare(request, timeout_ms, connect_timeout_ms)
             self._multi.add_handle(easy.curl)
@@ -625,10 +694,7 @@ class MultiEngine(Generic[T]):
                 self._idle.append(easy)
             for curl, code, message in failed:
                 easy, tag = self._remove(curl)
-                request = easy.request
-                assert request is not None
-                easy.release()
-                done.append((tag, map_curl_error(code, message, request.url)))
+                done.append((tag, easy.fail_with(code, message)))
                 self._idle.append(easy)
             if not queued:
                 return done

@@ -75,6 +75,9 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT_MS = 5000
 #: Largest accepted timeout and connect timeout, in seconds (24 hours).
 MAX_TIMEOUT = 24 * 3600.0
+#: Largest response body accepted unless the caller sets another, in bytes
+#: (1 GiB); a protobuf message can be at most 2 GiB.
+DEFAULT_MAX_RESPONSE_SIZE = 1 << 30
 #: Connections (curl easy handles) a client may use at the same time.
 DEFAULT_MAX_CONNECTIONS = 100
 #: Content type of request bodies unless the caller sets one.
@@ -154,6 +157,19 @@ def _timeout_milliseconds(value: object) -> float:
         raise ConfigurationError(
             f"timeout must be a number of milliseconds in 1..{maximum:.0f} "
             f"(up to 24 hours), got {shown}"
+        )
+    return value
+
+
+def _max_response_size(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) \
+            or not 1 <= value < 2**63:
+        shown = _format_number(value) if isinstance(value, int) else repr(value)
+        raise ConfigurationError(
+            "max_response_size must be None (no limit) or an int of bytes in "
+            f"1..{2**63 - 1}, got {shown}"
         )
     return value
 
@@ -286,6 +302,7 @@ def _build_session(
     headers: Mapping[str, str],
     discovery_options: Mapping[str, Any],
     ejection: Mapping[str, Any] | None,
+    max_response_size: int | None = DEFAULT_MAX_RESPONSE_SIZE,
 ) -> Session:
     # Resolve the route, run the first discovery sync if needed, and build
     # the session. Raises ConfigurationError or DiscoveryError.
@@ -337,6 +354,7 @@ def _build_session(
         headers=headers,
         token=token,
         sign_resource=sign_resource,
+        max_response_size=max_response_size,
     )
 
 
@@ -422,6 +440,10 @@ class Client:
         Connections used at the same time by threads calling ``predict``.
     content_type, headers:
         The request ``Content-Type`` and extra request headers.
+    max_response_size:
+        Largest response body accepted, in bytes (default 1 GiB); a larger
+        one aborts the transfer with ``TransportError``, which is not
+        retried. ``None`` removes the limit.
     discovery_init_timeout:
         Seconds the constructor may spend getting the first instance list.
     discovery_interval, discovery_poll_timeout, discovery_url_form:
@@ -474,6 +496,7 @@ class Client:
         eject_after: int | None = DEFAULT_EJECT_AFTER,
         eject_for: float = DEFAULT_EJECT_FOR,
         eject_for_max: float | None = None,
+        max_response_size: int | None = DEFAULT_MAX_RESPONSE_SIZE,
     ) -> None:
         self.service_name = check_service_name(service_name)
         _optional_str("endpoint", endpoint, "eas.example.com:8080")
@@ -506,6 +529,7 @@ class Client:
                 "url_form": discovery_url_form,
             },
             ejection=_ejection_options(eject_after, eject_for, eject_for_max),
+            max_response_size=_max_response_size(max_response_size),
         )
 
     # -- calls --

@@ -51,7 +51,7 @@ from typing import Any
 
 from ._core import Endpoint, EndpointSnapshot, SmoothWeightedRoundRobin
 from ._endpoints import split_endpoint
-from ._transport import HandlePool, HTTPRequest
+from ._transport import BodyLimit, HandlePool, HTTPRequest
 from .exceptions import (
     ConfigurationError,
     DiscoveryError,
@@ -103,6 +103,14 @@ _short_repr.maxstring = 60
 _short_repr.maxother = 60
 
 
+def _new_pool(stop: threading.Event) -> HandlePool:
+    # Handles for discovery requests: setting ``stop`` aborts a transfer in
+    # progress, and a body over MAX_BODY_SIZE aborts the transfer.
+    return HandlePool(2, maxconnects=2, abort_event=stop,
+                      body_limit=BodyLimit(MAX_BODY_SIZE, "MAX_BODY_SIZE of "
+                                           "easfast.discovery (16 MiB)"))
+
+
 def discovery_urls(
     endpoint: str,
     service_name: str,
@@ -132,8 +140,8 @@ def parse_instance_list(body: bytes, url: str) -> EndpointSnapshot:
 
     Raises ``DiscoveryError`` naming ``url`` and the first problem found.
     """
-    # TODO: the transport has no size cap, so a larger body is downloaded in
-    # full (within the poll timeout) before this check rejects it.
+    # The transport already aborts a larger body (see _new_pool); this check
+    # covers bodies that come from elsewhere.
     if len(body) > MAX_BODY_SIZE:
         raise _invalid(url, f"the body is {len(body)} bytes, over the limit "
                        f"of {MAX_BODY_SIZE} bytes (16 MiB)")
@@ -301,7 +309,7 @@ class Discovery:
         # The form in use: fixed by the caller, or learnt by "auto".
         self._form: str | None = None if url_form == URL_FORM_AUTO else url_form
         self._stop = threading.Event()
-        self._pool = HandlePool(2, maxconnects=2, abort_event=self._stop)
+        self._pool = _new_pool(self._stop)
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
         self._failures = 0
@@ -432,7 +440,7 @@ class Discovery:
         if self._pid == os.getpid() or self._stop.is_set():
             return
         self._stop = threading.Event()
-        self._pool = HandlePool(2, maxconnects=2, abort_event=self._stop)
+        self._pool = _new_pool(self._stop)
         self._start_thread()
 
     @property
