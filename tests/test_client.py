@@ -1180,6 +1180,23 @@ class TestConfiguration:
         with pytest.raises(ConfigurationError, match=match):
             Client("mnist", **kwargs)
 
+    @pytest.mark.parametrize("kwargs, match", [
+        ({"discovery_interval": float("inf")},
+         r"discovery_interval must be a number of seconds in 0\.05\.\.3600, got inf"),
+        ({"discovery_interval": 0.01}, "discovery_interval must be"),
+        ({"discovery_poll_timeout": 601}, r"discovery_poll_timeout .* 0\.001\.\.600"),
+        ({"discovery_init_timeout": 0}, r"discovery_init_timeout .* 0\.001\.\.600"),
+        ({"discovery_init_timeout": "5"}, "discovery_init_timeout must be"),
+        ({"discovery_interval": 10**400}, "an int of 1329 bits"),
+        ({"discovery_url_form": "v2"}, "discovery_url_form must be 'auto'"),
+    ], ids=["inf-interval", "short-interval", "long-poll", "zero-init",
+            "str-init", "huge-int-interval", "unknown-form"])
+    def test_discovery_settings_named_as_arguments(
+        self, kwargs: dict, match: str
+    ) -> None:
+        with pytest.raises(ConfigurationError, match=match):
+            Client("mnist", endpoint="127.0.0.1:1", **kwargs)
+
     @pytest.mark.parametrize("milliseconds", [1e300, 86_400_001, 10**400],
                              ids=["huge", "day-plus", "huge-int"])
     def test_set_timeout_bounded_to_a_day(self, milliseconds: float) -> None:

@@ -45,8 +45,11 @@ from .discovery import (
     DEFAULT_REFRESH_INTERVAL,
     DEFAULT_REFRESH_JITTER,
     URL_FORM_AUTO,
+    URL_FORM_EXPORTED,
+    URL_FORM_SERVICEDISCOVERY,
     Discovery,
 )
+from .discovery import SECONDS_RANGES as DISCOVERY_SECONDS_RANGES
 from .exceptions import (
     ClientClosedError,
     ConfigurationError,
@@ -108,6 +111,42 @@ def _positive_seconds(name: str, value: object) -> float:
             f"(up to 24 hours), got {_format_number(value)}"
         )
     return float(value)
+
+
+def _discovery_options(
+    init_timeout: object, interval: object, poll_timeout: object,
+    url_form: object,
+) -> dict[str, Any]:
+    # Check the discovery settings with the names of Client's arguments;
+    # Discovery checks them again, with its own names.
+    for name, key, value in (
+        ("discovery_init_timeout", "init_timeout", init_timeout),
+        ("discovery_interval", "refresh_interval", interval),
+        ("discovery_poll_timeout", "poll_timeout", poll_timeout),
+    ):
+        low, high = DISCOVERY_SECONDS_RANGES[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not low <= value <= high:  # also rejects NaN
+            shown = _format_number(value) if isinstance(value, (int, float)) \
+                else repr(value)
+            raise ConfigurationError(
+                f"{name} must be a number of seconds in {low:g}..{high:g}, "
+                f"got {shown}"
+            )
+    if url_form not in (URL_FORM_AUTO, URL_FORM_SERVICEDISCOVERY,
+                        URL_FORM_EXPORTED):
+        raise ConfigurationError(
+            f"discovery_url_form must be {URL_FORM_AUTO!r}, "
+            f"{URL_FORM_SERVICEDISCOVERY!r} or {URL_FORM_EXPORTED!r}, got "
+            f"{url_form!r}"
+        )
+    return {
+        "init_timeout": init_timeout,
+        "refresh_interval": interval,
+        "refresh_jitter": DEFAULT_REFRESH_JITTER,
+        "poll_timeout": poll_timeout,
+        "url_form": url_form,
+    }
 
 
 def _ejection_options(
@@ -445,10 +484,17 @@ class Client:
         one aborts the transfer with ``TransportError``, which is not
         retried. ``None`` removes the limit.
     discovery_init_timeout:
-        Seconds the constructor may spend getting the first instance list.
-    discovery_interval, discovery_poll_timeout, discovery_url_form:
-        Refresh period and per-request timeout of discovery, in seconds,
-        and its URL form (``"auto"``, ``"servicediscovery"``, ``"exported"``).
+        Seconds the constructor may spend getting the first instance list,
+        0.001 to 600 (default 5).
+    discovery_interval:
+        Seconds between two refreshes of the instance list, 0.05 to 3600
+        (default 3); each wait varies by up to 10% at random.
+    discovery_poll_timeout:
+        Seconds one discovery request may take, 0.001 to 600 (default 2).
+    discovery_url_form:
+        The discovery URL form: ``"auto"`` (default; tries the official
+        SDK's form and, if it returns 404, the documented one),
+        ``"servicediscovery"`` or ``"exported"``.
     signature_name:
         The TensorFlow signature ``predict`` calls ("" for the default).
     eject_after, eject_for, eject_for_max:
@@ -521,13 +567,10 @@ class Client:
             max_connections=_positive_int("max_connections", max_connections),
             content_type=content_type,
             headers=_header_map(headers),
-            discovery_options={
-                "init_timeout": discovery_init_timeout,
-                "refresh_interval": discovery_interval,
-                "refresh_jitter": DEFAULT_REFRESH_JITTER,
-                "poll_timeout": discovery_poll_timeout,
-                "url_form": discovery_url_form,
-            },
+            discovery_options=_discovery_options(
+                discovery_init_timeout, discovery_interval,
+                discovery_poll_timeout, discovery_url_form,
+            ),
             ejection=_ejection_options(eject_after, eject_for, eject_for_max),
             max_response_size=_max_response_size(max_response_size),
         )
