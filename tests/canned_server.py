@@ -1,4 +1,4 @@
-"""A TCP server on 127.0.0.1 that answers every HTTP request with fixed bytes.
+"""A TCP server on 127.0.0.1 that responds to every request with fixed bytes.
 
 The simulator speaks correct HTTP. This server sends replies it cannot,
 such as an HTTP/0.9 body without a status line or a 429 with a
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 class CannedServer:
-    """Answer each request with ``reply``, then close the connection.
+    """Send ``reply`` to each request, then close the connection.
 
     ``request_count`` counts the requests read. Use it as a context manager,
     or call ``stop()``.

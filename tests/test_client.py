@@ -203,7 +203,7 @@ class TestDirectChannel:
                     capped.predict_raw(b"x")
         assert slept == [2.0, 2.0, 0.5]
         assert caught.value.code == 429
-        assert "retry after 2 s" in str(caught.value)
+        assert "Retry-After: 2 s" in str(caught.value)
         assert canned.request_count == 5
 
     @pytest.mark.parametrize("code, advice", [

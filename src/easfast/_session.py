@@ -374,7 +374,7 @@ def _status_error(service_name: str, response: HTTPResponse) -> HTTPStatusError:
     if status == 429:
         advice = "too many requests: the instance is overloaded"
         if response.retry_after:
-            advice += f" and asks to retry after {response.retry_after} s"
+            advice += f"; Retry-After: {response.retry_after} s"
             context["retry_after"] = response.retry_after
     elif 400 <= status < 500:
         advice = "fix the request; it is not retried"

@@ -190,7 +190,7 @@ class HTTPResponse:
 
     ``raw_headers`` is empty when the pool or engine was created with
     ``keep_headers=False``. ``retry_after`` is the wait in seconds that a
-    429 response's ``Retry-After`` header asks for (libcurl parses both its
+    429 response's ``Retry-After`` header requests (libcurl parses both its
     seconds and its date form), and 0 for other statuses or without one.
     """
 

@@ -402,9 +402,8 @@ def _decode_outputs(body: bytes) -> dict[str, np.ndarray]:
     outputs: dict[str, np.ndarray] = _core.decode_tf_response(body)
     if not outputs:
         raise DecodeError(
-            f"the response has no outputs (a body of {len(body)} bytes), "
-            "which a TensorFlow model never returns; check that the service "
-            "runs the TensorFlow processor"
+            "the response has no outputs, which a TensorFlow model never "
+            "returns; check that the service runs the TensorFlow processor"
         )
     return outputs
 

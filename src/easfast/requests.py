@@ -330,7 +330,7 @@ def _string_array(content: Content, kind: str, key: object) -> np.ndarray:
 
 def _no_outputs(processor: str, body: bytes) -> DecodeError:
     return DecodeError(
-        f"the response has no outputs (a body of {len(body)} bytes), which a "
+        f"the response ({len(body)} bytes) has no outputs, which a "
         f"{processor} model never returns; check that the service runs the "
         f"{processor} processor"
     )

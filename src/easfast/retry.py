@@ -15,7 +15,7 @@ What is retried by default:
   (``easfast._transport.is_request_error``).
 * ``HTTPStatusError`` with a 5xx status, or 429 (Too Many Requests, which
   EAS instances return under overload). The wait before the next attempt
-  is at least what a 429's ``Retry-After`` header asks for, capped at
+  is at least what a 429's ``Retry-After`` header requests, capped at
   ``backoff_max``.
 * ``DecodeError`` of a 200 response whose body is not a usable response
   (not a valid message of the request's schema, or one without outputs):
@@ -87,7 +87,8 @@ class Retry:
         timeout or a retryable status; ``None`` leaves only ``attempts``.
     backoff_factor:
         Seconds; the n-th retry (n >= 2) waits ``backoff_factor * 2**(n-2)``.
-        The first retry never waits, because it goes to another instance.
+        The first retry waits only for a 429's ``Retry-After`` (see
+        ``respect_retry_after``), because it goes to another instance.
     backoff_max:
         Upper bound of one wait, in seconds.
     backoff_jitter:
@@ -99,7 +100,7 @@ class Retry:
         other than 429 are never retried, even when listed.
     respect_retry_after:
         Wait at least as long as a 429 response's ``Retry-After`` header
-        asks before the next attempt (capped at ``backoff_max``).
+        requests before the next attempt (capped at ``backoff_max``).
     sleep:
         Function used to wait, ``time.sleep`` by default (tests inject one).
     history:
@@ -230,8 +231,8 @@ class Retry:
 
         Zero after the first failure; then ``backoff_factor * 2**(n-2)`` after
         the n-th, plus up to ``backoff_jitter``, capped at ``backoff_max``.
-        After a 429 with a ``Retry-After`` header, at least the wait it asks
-        for, capped at ``backoff_max`` too.
+        After a 429 with a ``Retry-After`` header, at least the wait that the
+        header requests, capped at ``backoff_max`` too.
         """
         history = self.history
         failures = len(history)
