@@ -430,8 +430,8 @@ class _Flight:
         self._done: list[tuple[int, Any]] = []
 
     def busy(self) -> bool:
-        """Tell whether a call started here has not ended yet."""
-        return bool(self.calls)
+        """Tell whether a call started here has not been returned by step()."""
+        return bool(self.calls or self._done)
 
     def has_room(self) -> bool:
         """Tell whether one more transfer may start now."""
@@ -457,7 +457,9 @@ class _Flight:
     ) -> list[tuple[int, Any]]:
         """Drive the transfers for up to ``timeout`` s; return the calls ended."""
         delayed = self._delayed
-        if delayed:
+        if self._done:
+            timeout = 0.0  # calls that failed to start are ready to return
+        elif delayed:
             timeout = min(timeout, max(0.0, delayed[0][0] - time.monotonic()))
         try:
             outcomes = self.engine.wait(timeout, wake_fd)
