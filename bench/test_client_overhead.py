@@ -9,18 +9,19 @@ the request, the HTTP exchange and parsing the response.
 from __future__ import annotations
 
 import io
-import logging
 
 import numpy as np
 import pycurl
 import pytest
+from nginx import NginxService, find_nginx
 
 import easfast
 from easfast import _core
 from easfast.testing import DigitModel, load_digits
-from nginx import NginxService, find_nginx
 
 eas_prediction = pytest.importorskip("eas_prediction")
+
+from clients import CLIENTS
 
 pytestmark = [
     pytest.mark.skipif(
@@ -45,27 +46,6 @@ def nginx(tmp_path_factory):
     service.stop()
 
 
-def make_official(endpoint):
-    client = eas_prediction.PredictClient(endpoint, "mnist")
-    client.set_endpoint_type(eas_prediction.ENDPOINT_TYPE_DIRECT)
-    client.set_log_level(logging.CRITICAL)
-    client.init()
-    return client
-
-
-def make_easfast(endpoint):
-    client = easfast.PredictClient(endpoint, "mnist")
-    client.set_endpoint_type(easfast.ENDPOINT_TYPE_DIRECT)
-    client.init()
-    return client
-
-
-CLIENTS = {
-    "eas_prediction": (make_official, eas_prediction.TFRequest),
-    "easfast": (make_easfast, easfast.TFRequest),
-}
-
-
 @pytest.mark.parametrize("size", list(SIZES))
 @pytest.mark.parametrize("name", list(CLIENTS))
 def test_tf_call(benchmark, nginx, name, size):
@@ -73,7 +53,7 @@ def test_tf_call(benchmark, nginx, name, size):
     images = SIZES[size]
     benchmark.group = f"nginx: TF call, float32 [{size.replace('x', ', ')}] in"
     benchmark.extra_info.update(case=benchmark.group, impl=name)
-    client = make_client(nginx.endpoint)
+    client = make_client(nginx.endpoint, "mnist")
 
     def call():
         request = request_class("predict_images")
@@ -132,7 +112,7 @@ def test_64_calls(benchmark, nginx, name):
         close = client.close
     else:
         make_client, request_class = CLIENTS[name]
-        predict_client = make_client(nginx.endpoint)
+        predict_client = make_client(nginx.endpoint, "mnist")
 
         def run():
             for _ in range(64):

@@ -10,8 +10,6 @@ difference in client-side cost.
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 import pytest
 
@@ -19,6 +17,8 @@ import easfast
 from easfast.testing import DigitModel, LocalEAS, load_digits, string_response
 
 eas_prediction = pytest.importorskip("eas_prediction")
+
+from clients import CLIENTS
 
 # eas_prediction 0.36 builds direct-connection URLs without a scheme, which
 # urllib3 2.x reports with a FutureWarning on every call.
@@ -40,34 +40,12 @@ def string_service():
         yield eas
 
 
-def official_client(eas):
-    client = eas_prediction.PredictClient(eas.endpoint, eas.service_name)
-    client.set_endpoint_type(eas_prediction.ENDPOINT_TYPE_DIRECT)
-    # The official client logs every sync error to stdout; keep its logger quiet.
-    client.set_log_level(logging.CRITICAL)
-    client.init()
-    return client
-
-
-def easfast_client(eas):
-    client = easfast.PredictClient(eas.endpoint, eas.service_name)
-    client.set_endpoint_type(easfast.ENDPOINT_TYPE_DIRECT)
-    client.init()
-    return client
-
-
-CLIENTS = {
-    "eas_prediction": (official_client, eas_prediction.TFRequest),
-    "easfast": (easfast_client, easfast.TFRequest),
-}
-
-
 @pytest.mark.benchmark(group="e2e: TF [1, 784] float32, one call")
 @pytest.mark.parametrize("name", list(CLIENTS))
 def test_tf_predict(benchmark, tf_service, name):
     make_client, request_class = CLIENTS[name]
     benchmark.extra_info.update(case="simulator: TF [1, 784]", impl=name)
-    client = make_client(tf_service)
+    client = make_client(tf_service.endpoint, tf_service.service_name)
     image = IMAGES[0]
 
     def call():
@@ -90,7 +68,7 @@ def test_string_predict(benchmark, string_service, name):
     make_client, _ = CLIENTS[name]
     module = eas_prediction if name == "eas_prediction" else easfast
     benchmark.extra_info.update(case="simulator: string 1 KiB", impl=name)
-    client = make_client(string_service)
+    client = make_client(string_service.endpoint, string_service.service_name)
     body = bytes(range(256)) * 4
 
     def call():

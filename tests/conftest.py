@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from easfast import Client
 from easfast.testing import DigitModel, LocalEAS, load_digits
 
 
@@ -45,3 +46,25 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
 def digit_model() -> DigitModel:
     """The classifier the simulator's "tf" and "torch" processors run."""
     return DigitModel()
+
+
+@pytest.fixture
+def make_client() -> Iterator[Callable[..., Client]]:
+    """Return a factory of direct-type Clients, closed at teardown.
+
+    The clients use a 2 s timeout and refresh discovery every 0.1 s, so tests
+    see instance list changes quickly; keyword arguments override both.
+    """
+    made: list[Client] = []
+
+    def make(eas: LocalEAS, **kwargs: Any) -> Client:
+        options: dict[str, Any] = {"endpoint": eas.endpoint, "timeout": 2.0,
+                                   "discovery_interval": 0.1}
+        options.update(kwargs)
+        client = Client(eas.service_name, **options)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()

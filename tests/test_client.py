@@ -54,24 +54,6 @@ def _closed_port() -> int:
 
 
 @pytest.fixture
-def make_client(local_eas: EASFactory) -> Iterator[Callable[..., Client]]:
-    """Return a factory of direct-type Clients, closed at teardown."""
-    made: list[Client] = []
-
-    def make(eas: LocalEAS, **kwargs: Any) -> Client:
-        options: dict[str, Any] = {"endpoint": eas.endpoint, "timeout": 2.0,
-                                   "discovery_interval": 0.1}
-        options.update(kwargs)
-        client = Client(eas.service_name, **options)
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        client.close()
-
-
-@pytest.fixture
 def make_predict_client() -> Iterator[Callable[..., PredictClient]]:
     """Return a factory of initialised direct-type PredictClients."""
     made: list[PredictClient] = []

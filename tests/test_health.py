@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection
 from typing import Any
 
 import pytest
@@ -381,24 +381,6 @@ class TestDirectRoutePick:
 
 
 # ------------------------------------------------------ with the simulator --
-
-
-@pytest.fixture
-def make_client() -> Iterator[Callable[..., Client]]:
-    """Return a factory of direct-type Clients, closed at teardown."""
-    made: list[Client] = []
-
-    def make(eas: LocalEAS, **kwargs: Any) -> Client:
-        options: dict[str, Any] = {"endpoint": eas.endpoint, "timeout": 2.0,
-                                   "discovery_interval": 0.1}
-        options.update(kwargs)
-        client = Client(eas.service_name, **options)
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        client.close()
 
 
 class TestEjection:
