@@ -56,6 +56,9 @@ cdef list _prepare_list(object tensors, str role, bint convert, bint torch):
 
 cdef object _lower_bound(list tensors):
     """Return the fewest bytes the tensors can take, without copying them."""
+    # TODO: the exact size of a varint tensor is known only after its
+    # C-order copy, so a non-contiguous int64 tensor just under this bound
+    # can cost a copy of up to 2 GiB before the size check rejects it.
     cdef _Tensor t
     total = 0
     for t in tensors:
