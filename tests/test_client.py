@@ -1336,3 +1336,46 @@ class TestConvert:
         assert many[0]["classes"].tolist() == classes.tolist()
         future = client.submit({"images": images}, convert=True)
         assert future.result(timeout=10)["classes"].tolist() == classes.tolist()
+
+
+class TestCustomURL:
+    def test_predict_client_needs_no_service_name(
+        self, local_eas: EASFactory
+    ) -> None:
+        eas = local_eas(instances=1, processor="string")
+        client = PredictClient(custom_url=eas.predict_url)
+        client.init()
+        try:
+            response = client.predict(StringRequest(b"abc"))
+        finally:
+            client.destroy()
+        assert response.response_data == b"cba"
+
+    def test_client_needs_no_service_name(self, local_eas: EASFactory) -> None:
+        eas = local_eas(instances=1, processor="string")
+        with Client(custom_url=eas.predict_url) as client:
+            assert client.predict_raw(b"xyz") == b"zyx"
+
+    def test_client_without_url_or_name_raises(self) -> None:
+        with pytest.raises(ConfigurationError, match="service name must be"):
+            Client(endpoint="127.0.0.1:1")
+
+
+class TestEagerChecks:
+    @pytest.mark.parametrize(
+        "kwargs, match",
+        [({"endpoint": "é.example"}, "is not ASCII"),
+         ({"service_name": "mn ist"}, "character ' '"),
+         ({"custom_url": "http://h/é"}, "is not ASCII")],
+        ids=["endpoint", "service-name", "custom-url"],
+    )
+    def test_predict_client_constructor_checks(
+        self, kwargs: dict[str, str], match: str
+    ) -> None:
+        with pytest.raises(ConfigurationError, match=match):
+            PredictClient(**kwargs)
+
+    def test_set_endpoint_checks_at_once(self) -> None:
+        client = PredictClient()
+        with pytest.raises(ConfigurationError, match="is not ASCII"):
+            client.set_endpoint("é.example")

@@ -127,7 +127,7 @@ class Session:
         if self.closed:
             raise ClientClosedError(
                 f"the client of service {self.service_name!r} is closed; "
-                "create a new client (or call init() again)"
+                "create a new client (PredictClient: or call init() again)"
             )
         if self._pid != os.getpid():
             self._pid = os.getpid()

@@ -28,6 +28,7 @@ from ._endpoints import (
     gateway_url,
     parse_endpoint_type,
     predict_path,
+    split_endpoint,
 )
 from ._endpoints import (
     custom_url as normalize_custom_url,
@@ -186,6 +187,31 @@ def _optional_str(name: str, value: object, example: str) -> str | None:
     return value
 
 
+def _check_target(
+    endpoint: object,
+    service_name: object,
+    custom_url: object,
+    require_service: bool = True,
+) -> str:
+    """Check the endpoint, service name and custom URL; return the service name.
+
+    A custom URL is used as is, so the service name may then be empty, as
+    the official SDK allows. ``require_service=False`` also accepts an empty
+    name, for a ``PredictClient`` whose name is set before ``init()``.
+    """
+    endpoint = _optional_str("endpoint", endpoint, "eas.example.com:8080")
+    url = _optional_str("custom_url", custom_url, "http://host:port/path")
+    if endpoint:
+        split_endpoint(endpoint)
+    if url:
+        normalize_custom_url(url)
+        if not service_name:
+            return ""
+    if not require_service and service_name == "":
+        return ""
+    return check_service_name(service_name)
+
+
 def _timeout_milliseconds(value: object) -> float:
     # The PredictClient timeout, in milliseconds as in the official SDK.
     maximum = MAX_TIMEOUT * 1000
@@ -255,11 +281,13 @@ def _check_token(token: object) -> str:
         raise ConfigurationError(f"token must be a str, got {type(token).__name__}")
     for ch in token:
         if ord(ch) < 32 or ord(ch) == 127:
-            kind = "a line break" if ch in "\r\n" else "a control character"
+            line_break = ch in "\r\n"
+            kind = "a line break" if line_break else "a control character"
+            hint = (" (a token read from a file often ends with a newline)"
+                    if line_break else "")
             raise ConfigurationError(
                 f"the token contains {kind} (U+{ord(ch):04X}), which no EAS "
-                "token has; remove it (a token read from a file often ends "
-                "with a newline). The token is not shown here"
+                f"token has; remove it{hint}. The token is not shown here"
             )
     try:
         token.encode("utf-8")
@@ -521,7 +549,7 @@ class Client:
 
     def __init__(
         self,
-        service_name: str,
+        service_name: str = "",
         *,
         endpoint: str | None = None,
         endpoint_type: str = "direct",
@@ -543,9 +571,7 @@ class Client:
         eject_for_max: float | None = None,
         max_response_size: int | None = DEFAULT_MAX_RESPONSE_SIZE,
     ) -> None:
-        self.service_name = check_service_name(service_name)
-        _optional_str("endpoint", endpoint, "eas.example.com:8080")
-        _optional_str("custom_url", custom_url, "http://host:port/path")
+        self.service_name = _check_target(endpoint, service_name, custom_url)
         timeout_s = _positive_seconds("timeout", timeout)
         connect_s = timeout_s if connect_timeout is None \
             else _positive_seconds("connect_timeout", connect_timeout)
@@ -770,6 +796,7 @@ class PredictClient:
     def __init__(
         self, endpoint: str = "", service_name: str = "", custom_url: str = ""
     ) -> None:
+        _check_target(endpoint, service_name, custom_url, require_service=False)
         self.endpoint_name = endpoint
         self.service_name = service_name
         self.custom_url = custom_url
@@ -786,8 +813,10 @@ class PredictClient:
 
     def set_endpoint(self, endpoint: str) -> None:
         """Set the gateway or discovery endpoint."""
-        self.endpoint_name = _optional_str(
-            "endpoint", endpoint, "eas.example.com:8080") or ""
+        endpoint = _optional_str("endpoint", endpoint, "eas.example.com:8080") or ""
+        if endpoint:
+            split_endpoint(endpoint)
+        self.endpoint_name = endpoint
 
     def set_service_name(self, service_name: str) -> None:
         """Set the service to call."""
@@ -836,11 +865,10 @@ class PredictClient:
         Settings assigned to the attributes directly are checked here as
         the setters would check them.
         """
-        service_name = check_service_name(self.service_name)
-        endpoint = _optional_str("endpoint", self.endpoint_name,
-                                 "eas.example.com:8080")
-        custom_url = _optional_str("custom_url", self.custom_url,
-                                   "http://host:port/path")
+        service_name = _check_target(
+            self.endpoint_name, self.service_name, self.custom_url)
+        endpoint = self.endpoint_name
+        custom_url = self.custom_url
         token = _check_token(self.token) if self.token else None
         timeout_ms = _timeout_milliseconds(self.timeout)
         retry = Retry(_positive_int("retry count", self.retry_count))
