@@ -403,7 +403,7 @@ class TestFirstSync:
     ) -> None:
         eas = local_eas(instances=1, processor="string")
         # Every discovery response comes `delay` seconds late. Asking the
-        # first form for an unknown service makes it answer 404, so the
+        # first form for an unknown service makes it return 404, so the
         # client falls back to the second form with part of its time used.
         eas.discovery.set_fault(Fault.hang(seconds=delay))
         discovery = make_discovery(eas, init_timeout=1.0, poll_timeout=10.0)

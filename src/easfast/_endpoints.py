@@ -331,7 +331,7 @@ def _least_recently_tried(
         if fallback is None:
             fallback = endpoint
     if fallback is None:
-        # Unreachable for a valid snapshot, which always has a positive
-        # weight; kept so that a pick never fails.
+        # Unreachable for a valid snapshot, because EndpointSnapshot rejects
+        # lists without a positive weight. It stays so a pick never fails.
         return next(iter(weighted.values()))
     return fallback

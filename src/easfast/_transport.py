@@ -500,8 +500,8 @@ class HandlePool:
             easy.prepare(request, timeout_ms, connect_timeout_ms)
             try:
                 # TODO: perform() blocks in C, so Ctrl-C during a synchronous
-                # call takes effect only when the attempt ends or times out;
-                # predict_many and submit poll and react within ~50 ms.
+                # call takes effect only when the attempt ends or times out.
+                # predict_many and submit poll, so they react between polls.
                 easy.curl.perform()
             except pycurl.error as exc:
                 raise easy.fail(exc) from None

@@ -632,10 +632,12 @@ class Client:
 
         ``inputs`` maps input names to numpy arrays (or ``(DT_code, array)``
         pairs); ``outputs`` limits the outputs returned. Float outputs are
-        read-only views on the response body. ``convert=True`` sends dtypes
-        the wire format cannot carry after a stated cast: float16 and
-        bfloat16 as float32, uint32 as int64, and uint64 as int64 when every
-        value fits; otherwise they raise ``EncodeError``.
+        read-only views on the response body.
+
+        Without ``convert``, dtypes the wire format cannot carry raise
+        ``EncodeError``. ``convert=True`` casts them first: float16 and
+        bfloat16 to float32, uint32 to int64, and uint64 to int64 when every
+        value fits.
 
         A 200 whose body does not decode, or decodes to no outputs at all,
         counts as a failed attempt and is retried on another instance; when

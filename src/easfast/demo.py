@@ -4,7 +4,7 @@ The demo starts the local EAS simulator (three instances of a digit
 classifier with unequal weights), sends every request through
 ``PredictClient`` over the direct channel, checks each response against the
 same model evaluated here with numpy, and prints a report. It exits
-with status 1 on any error or wrong answer.
+with status 1 on any error or wrong response.
 """
 
 from __future__ import annotations

@@ -285,6 +285,7 @@ class Discovery:
                 f"unknown discovery URL form {url_form!r}; use 'auto', "
                 "'servicediscovery' or 'exported'"
             )
+
         for name, value in (("init_timeout", init_timeout),
                             ("poll_timeout", poll_timeout),
                             ("refresh_interval", refresh_interval)):
@@ -300,6 +301,7 @@ class Discovery:
                 f"discovery refresh_jitter must be a fraction in "
                 f"0..{MAX_REFRESH_JITTER:g}, got {_format_setting(refresh_jitter)}"
             )
+
         self.service_name = service_name
         self.urls = discovery_urls(endpoint, service_name, environ)
         self.init_timeout = float(init_timeout)

@@ -84,7 +84,7 @@ class RequestTimeout(TransportError, TimeoutError):
 
 
 class HTTPStatusError(PredictException):
-    """The server answered with a status other than 200.
+    """The server responded with a status other than 200.
 
     ``code`` is the HTTP status, ``url`` the URL called and ``body`` the
     first bytes of the response body.

@@ -11,9 +11,9 @@ there, and the call is retried on another instance.
 Differences from ``eas_prediction`` 0.36, all deliberate:
 
 * ``add_feed`` takes a list, a tuple or a numpy array of any shape whose
-  value count matches ``shape``, converts it to the dtype of the ``DT_*``
-  code and raises ``EncodeError`` when it cannot (wrong count, floats for an
-  integer type, integers out of range). Feeding the same name twice
+  value count matches ``shape``, and converts it to the dtype of the
+  ``DT_*`` code. It raises ``EncodeError`` when it cannot: a wrong count,
+  floats for an integer type, or integers out of range. Feeding the same name twice
   replaces the first feed instead of appending to it.
 * ``get_values`` returns a ``TensorValues``, a read-only sequence of Python
   scalars like the protobuf repeated field it replaces (``list(values)``

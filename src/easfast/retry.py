@@ -2,7 +2,7 @@
 
 A ``Retry`` sets how many attempts a call may make in total, which failures
 are worth another attempt, and how long to wait before it. ``increment()``
-records one failed attempt and returns a new ``Retry``; the original is never
+records one failed attempt and returns a new ``Retry``. The original is never
 changed, so one policy can be shared by every call of a client.
 
 What is retried by default:

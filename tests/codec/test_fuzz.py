@@ -187,7 +187,7 @@ def fuzz_target(tmp_path_factory: pytest.TempPathFactory) -> FuzzTarget:
         environment={
             "LD_PRELOAD": str(preload),
             # LeakSanitizer checks each input whose mallocs and frees do not
-            # balance, so a buffer the decoder forgets to free is a finding.
+            # balance, so a buffer the decoder never frees is a finding.
             # atheris's documentation warns of leak reports from CPython's
             # own allocations: none came up in 50000 inputs on CPython 3.11.
             "ASAN_OPTIONS": "detect_leaks=1",
